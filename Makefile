@@ -1,0 +1,35 @@
+# Every target installs what it needs first: the Go modules and the pinned local DynamoDB
+# (dynalite, from npm). Needs Go and Node.js 20 or newer.
+GO ?= go
+DYNALITE_DIR := internal/dynalite
+DYNALITE := $(DYNALITE_DIR)/node_modules/dynalite/package.json
+# Bounds for CI: the whole suite, and the fuzz run of the row decoder.
+TEST_TIMEOUT ?= 20m
+FUZZ_TIME ?= 20s
+BENCH ?= .
+BENCH_COUNT ?= 1
+
+.PHONY: deps test bench demo fuzz
+
+deps: $(DYNALITE)
+	$(GO) mod download
+
+$(DYNALITE): $(DYNALITE_DIR)/package.json $(DYNALITE_DIR)/package-lock.json
+	cd $(DYNALITE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+test: deps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) build ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRow$$' -fuzztime $(FUZZ_TIME) .
+
+bench: deps
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 60m .
+
+demo: deps
+	$(GO) run ./examples/demo

@@ -1,0 +1,250 @@
+package lddynamodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+)
+
+// Defaults of the DataStoreBuilder and BigSegmentStoreBuilder options.
+const (
+	// DefaultBatchConcurrency is how many BatchWriteItem calls Init runs at once.
+	DefaultBatchConcurrency = 8
+	// DefaultInitTimeout bounds one Init, including the retries of throttled or unprocessed writes.
+	DefaultInitTimeout = 5 * time.Minute
+	// DefaultOperationTimeout bounds every other store operation, including the AWS SDK's retries.
+	DefaultOperationTimeout = 10 * time.Second
+)
+
+// Client is the part of the DynamoDB API that the stores call. A *dynamodb.Client satisfies it;
+// any other implementation must behave like DynamoDB. Its methods map one to one to the IAM
+// actions that the README lists, so a wrapper can log or meter them.
+type Client interface {
+	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	Query(ctx context.Context, params *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	BatchWriteItem(ctx context.Context, params *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+}
+
+var _ Client = (*dynamodb.Client)(nil)
+
+// clientOptions are the options that DataStoreBuilder and BigSegmentStoreBuilder share: which
+// table, which prefix, and how to reach DynamoDB.
+type clientOptions struct {
+	table     string
+	prefix    string
+	client    Client
+	awsConfig *aws.Config
+	optFns    []func(*dynamodb.Options)
+	timeout   time.Duration
+	metrics   *Metrics
+}
+
+func newClientOptions(table string) clientOptions {
+	return clientOptions{table: table, timeout: DefaultOperationTimeout}
+}
+
+func (o *clientOptions) validate() error {
+	if o.table == "" {
+		return errors.New("lddynamodb: table name is empty")
+	}
+	if o.client != nil && o.awsConfig != nil {
+		return fmt.Errorf("lddynamodb: table %q: DynamoClient and ClientConfig both set; give one", o.table)
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("lddynamodb: table %q: operation timeout must be positive, got %v", o.table, o.timeout)
+	}
+	return nil
+}
+
+// connection is what Build makes of clientOptions: a client, and the HTTP transport the store
+// owns (nil when the caller gave the client), whose idle connections Close releases.
+type connection struct {
+	client    Client
+	transport *http.Transport
+}
+
+// connect returns the client to use. A given client is used as it is (its per-call options are
+// applied on every call by the store); otherwise a client is made from the given aws.Config, or
+// from the default AWS configuration chain (environment, shared files, web identity, container
+// and Lambda roles).
+func (o *clientOptions) connect(ctx context.Context) (connection, error) {
+	if o.client != nil {
+		return connection{client: o.client}, nil
+	}
+	var cfg aws.Config
+	if o.awsConfig != nil {
+		cfg = o.awsConfig.Copy()
+	} else {
+		loaded, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return connection{}, fmt.Errorf("lddynamodb: table %q: loading AWS configuration: %w", o.table, err)
+		}
+		cfg = loaded
+	}
+	if cfg.Region == "" {
+		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS region: set AWS_REGION, a profile's region, or pass ClientConfig", o.table)
+	}
+	var transport *http.Transport
+	if buildable, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok || cfg.HTTPClient == nil {
+		// The store owns this transport, so Close can release its connections.
+		if buildable == nil {
+			buildable = awshttp.NewBuildableClient()
+		}
+		transport = buildable.GetTransport()
+		cfg.HTTPClient = &http.Client{Transport: transport, Timeout: buildable.GetTimeout()}
+	}
+	client := dynamodb.NewFromConfig(cfg, o.optFns...)
+	if client.Options().Credentials == nil {
+		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS credentials found", o.table)
+	}
+	return connection{client: client, transport: transport}, nil
+}
+
+// callOptions are passed on every call: with a client made here they are already applied, with a
+// given client they are how ClientOptions (an endpoint, say) takes effect.
+func (o *clientOptions) callOptions() []func(*dynamodb.Options) {
+	if o.client == nil {
+		return nil
+	}
+	return o.optFns
+}
+
+// DataStoreBuilder configures the DynamoDB persistent data store. Create it with DataStore and
+// pass it to ldcomponents.PersistentDataStore:
+//
+//	ldcomponents.PersistentDataStore(lddynamodb.DataStore("my-table")).CacheSeconds(30)
+//
+// Setters change the builder and return it, so they chain. Build checks the options and returns
+// an error for any that cannot work; it makes no DynamoDB call.
+type DataStoreBuilder struct {
+	clientOptions
+	batchConcurrency int
+	initTimeout      time.Duration
+	consistentReads  bool
+	staleMaxAge      time.Duration
+}
+
+var (
+	_ subsystems.ComponentConfigurer[subsystems.PersistentDataStore] = (*DataStoreBuilder)(nil)
+	_ subsystems.DiagnosticDescription                                = (*DataStoreBuilder)(nil)
+)
+
+// DataStore returns a builder for a data store that keeps flags and segments in the named
+// DynamoDB table. The table must exist, with a partition key "namespace" (S) and a sort key
+// "key" (S); CreateTable makes one.
+func DataStore(table string) *DataStoreBuilder {
+	return &DataStoreBuilder{
+		clientOptions:    newClientOptions(table),
+		batchConcurrency: DefaultBatchConcurrency,
+		initTimeout:      DefaultInitTimeout,
+		consistentReads:  true,
+	}
+}
+
+// Prefix sets a prefix for the namespaces of all rows, so that several LaunchDarkly environments
+// can share one table: rows go to "PREFIX:features" instead of "features". Use the same prefix as
+// the Relay Proxy or the other SDKs that share the table. The default is no prefix.
+func (b *DataStoreBuilder) Prefix(prefix string) *DataStoreBuilder {
+	b.prefix = prefix
+	return b
+}
+
+// DynamoClient sets a ready DynamoDB client (usually a *dynamodb.Client) instead of one made by
+// Build. ClientOptions still apply, on every call. It cannot be combined with ClientConfig.
+func (b *DataStoreBuilder) DynamoClient(client Client) *DataStoreBuilder {
+	b.client = client
+	return b
+}
+
+// ClientConfig sets the AWS configuration from which Build makes the DynamoDB client, instead of
+// the default configuration chain, and adds optFns to the client options (as ClientOptions). It
+// cannot be combined with DynamoClient.
+func (b *DataStoreBuilder) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
+	b.awsConfig = &cfg
+	b.optFns = append(b.optFns, optFns...)
+	return b
+}
+
+// ClientOptions adds functions that adjust the DynamoDB client options, such as BaseEndpoint for
+// DynamoDB Local or a custom Retryer. They run after those of ClientConfig, in the order given,
+// whichever way the client is made.
+func (b *DataStoreBuilder) ClientOptions(optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
+	b.optFns = append(b.optFns, optFns...)
+	return b
+}
+
+// BatchConcurrency sets how many BatchWriteItem calls Init runs at once (DefaultBatchConcurrency).
+// Higher values finish a large Init sooner but draw write capacity faster; 1 writes batches one
+// after another.
+func (b *DataStoreBuilder) BatchConcurrency(n int) *DataStoreBuilder {
+	b.batchConcurrency = n
+	return b
+}
+
+// ConsistentReads sets whether Get, GetAll and IsInitialized use strongly consistent reads (the
+// default, true). Eventually consistent reads cost half the read capacity but may miss a write
+// made in the last second or so; that suits daemon-mode readers whose SDK cache already serves
+// data that old. Writes are unaffected.
+func (b *DataStoreBuilder) ConsistentReads(consistent bool) *DataStoreBuilder {
+	b.consistentReads = consistent
+	return b
+}
+
+// InitTimeout bounds how long one Init may take, including retries of throttled and unprocessed
+// writes (DefaultInitTimeout). An Init that runs out of time returns an error and does not write
+// the initialized marker.
+func (b *DataStoreBuilder) InitTimeout(d time.Duration) *DataStoreBuilder {
+	b.initTimeout = d
+	return b
+}
+
+// OperationTimeout bounds every operation other than Init, including the AWS SDK's own retries
+// (DefaultOperationTimeout).
+func (b *DataStoreBuilder) OperationTimeout(d time.Duration) *DataStoreBuilder {
+	b.timeout = d
+	return b
+}
+
+// Metrics sets a counter that the store adds its DynamoDB work to: calls by operation, items and
+// bytes written, consumed capacity. One Metrics may be shared by several stores.
+func (b *DataStoreBuilder) Metrics(m *Metrics) *DataStoreBuilder {
+	b.metrics = m
+	return b
+}
+
+// Build is called by the SDK to create the store. It validates the options and makes the client;
+// it makes no DynamoDB call.
+func (b *DataStoreBuilder) Build(ctx subsystems.ClientContext) (subsystems.PersistentDataStore, error) {
+	if err := b.validate(); err != nil {
+		return nil, err
+	}
+	if b.batchConcurrency < 1 {
+		return nil, fmt.Errorf("lddynamodb: table %q: batch concurrency must be at least 1, got %d", b.table, b.batchConcurrency)
+	}
+	if b.initTimeout <= 0 {
+		return nil, fmt.Errorf("lddynamodb: table %q: init timeout must be positive, got %v", b.table, b.initTimeout)
+	}
+	if b.staleMaxAge < 0 {
+		return nil, fmt.Errorf("lddynamodb: table %q: stale-if-error max age must not be negative, got %v", b.table, b.staleMaxAge)
+	}
+	conn, err := b.connect(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return newStore(b, conn, ctx.GetLogging().Loggers), nil
+}
+
+// DescribeConfiguration tells the SDK's diagnostic events that the data store is DynamoDB.
+func (b *DataStoreBuilder) DescribeConfiguration(subsystems.ClientContext) ldvalue.Value {
+	return ldvalue.String("DynamoDB")
+}

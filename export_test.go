@@ -1,0 +1,11 @@
+package lddynamodb
+
+import (
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+)
+
+// SetBeforeUpsertWrite makes a store built by this package call hook in every Upsert, after the
+// new row is prepared and before it is written: the SDK suite's concurrent modification hook.
+func SetBeforeUpsertWrite(s subsystems.PersistentDataStore, hook func()) {
+	s.(*store).beforeUpsertWrite = hook
+}

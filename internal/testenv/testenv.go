@@ -1,0 +1,113 @@
+// Package testenv gives tests a real DynamoDB API: the endpoint in DYNAMODB_ENDPOINT if set
+// (DynamoDB Local, or AWS), otherwise a dynalite server that Main starts for the test binary.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/dynalite"
+)
+
+// EndpointVariable names the environment variable that points the tests at another server.
+const EndpointVariable = "DYNAMODB_ENDPOINT"
+
+var (
+	endpoint   string
+	tableCount atomic.Int64
+)
+
+// Main runs a package's tests against the endpoint (starting dynalite when none is given), with
+// the instance metadata service turned off so that nothing reaches for real credentials.
+func Main(m *testing.M) int {
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	endpoint = os.Getenv(EndpointVariable)
+	if endpoint == "" {
+		server, err := dynalite.Start()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer server.Close()
+		endpoint = server.Endpoint
+	}
+	if err := checkLoopback(endpoint); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// checkLoopback refuses endpoints off this machine unless they are AWS's own, so that tests
+// never send traffic to another host by accident.
+func checkLoopback(endpoint string) error {
+	host := strings.TrimPrefix(strings.TrimPrefix(endpoint, "http://"), "https://")
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.HasSuffix(host, ".amazonaws.com") || host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("testenv: %s=%s is neither loopback nor AWS", EndpointVariable, endpoint)
+}
+
+// Endpoint is the base URL of the DynamoDB API under test.
+func Endpoint() string { return endpoint }
+
+// AWSConfig is a configuration with static fake credentials and a fixed region, and no endpoint:
+// give it one with WithEndpoint.
+func AWSConfig() aws.Config {
+	return aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
+	}
+}
+
+// WithEndpoint points a client at the server under test.
+func WithEndpoint(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) }
+
+// Client returns a client of the server under test.
+func Client() *dynamodb.Client {
+	return dynamodb.NewFromConfig(AWSConfig(), WithEndpoint)
+}
+
+// NewTable creates a table with a name unique to this run, and deletes it when the test ends.
+func NewTable(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("lddynamodb-test-%d-%d", time.Now().UnixNano(), tableCount.Add(1))
+	client := Client()
+	ctx := context.Background()
+	if err := lddynamodb.CreateTable(ctx, client, name); err != nil {
+		t.Fatalf("creating table: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
+	return name
+}
+
+// ClosedEndpoint is the URL of a loopback port that nothing listens on.
+func ClosedEndpoint(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}

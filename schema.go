@@ -1,0 +1,188 @@
+package lddynamodb
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+)
+
+// The row layout below is shared with the Relay Proxy and every other LaunchDarkly SDK's
+// DynamoDB store; changing any name breaks interoperability.
+const (
+	// AttrNamespace is the name of the table's partition key (S).
+	AttrNamespace = "namespace"
+	// AttrKey is the name of the table's sort key (S).
+	AttrKey = "key"
+	attrVersion = "version"
+	attrItem    = "item"
+
+	initedKey       = "$inited"
+	prefixSeparator = ":"
+
+	// MaxItemBytes is DynamoDB's limit on the size of one item (row), 400 KB. Items larger than
+	// this cannot be stored; Init skips them with a warning and Upsert returns an error.
+	MaxItemBytes = 400 * 1024
+
+	// maxBatchWriteItems is DynamoDB's limit on the requests in one BatchWriteItem call.
+	maxBatchWriteItems = 25
+
+	// maxTombstoneBytes bounds the items that are checked for the `"deleted":true` shape of a
+	// tombstone, so that ordinary (large) items are never parsed just to look for it.
+	maxTombstoneBytes = 1024
+)
+
+// jsonNull is how the Java and .NET stores write a deleted item.
+var jsonNull = []byte("null")
+
+// prefixed puts the optional prefix before a namespace or key, as every LaunchDarkly store does.
+func prefixed(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + prefixSeparator + name
+}
+
+// namespaceFor is the partition key of the rows of one data kind.
+func namespaceFor(prefix string, kind ldstoretypes.DataKind) string {
+	return prefixed(prefix, kind.GetName())
+}
+
+// initedRowKey is the primary key of the marker row that says the store was initialized.
+func initedRowKey(prefix string) map[string]types.AttributeValue {
+	marker := prefixed(prefix, initedKey)
+	return rowKey(marker, marker)
+}
+
+func rowKey(namespace, key string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		AttrNamespace: &types.AttributeValueMemberS{Value: namespace},
+		AttrKey:       &types.AttributeValueMemberS{Value: key},
+	}
+}
+
+// encodeRow is the row that stores one item. A deleted item without serialized form gets the
+// tombstone JSON that the other stores also write, so that every row has an `item`.
+func encodeRow(namespace, key string, item ldstoretypes.SerializedItemDescriptor) map[string]types.AttributeValue {
+	data := item.SerializedItem
+	if len(data) == 0 {
+		data = tombstoneJSON(key, item.Version)
+	}
+	row := rowKey(namespace, key)
+	row[attrVersion] = &types.AttributeValueMemberN{Value: strconv.Itoa(item.Version)}
+	row[attrItem] = &types.AttributeValueMemberS{Value: string(data)}
+	return row
+}
+
+func tombstoneJSON(key string, version int) []byte {
+	return []byte(ldvalue.ObjectBuild().
+		SetString("key", key).
+		SetInt("version", version).
+		SetBool("deleted", true).
+		Build().JSONString())
+}
+
+// rowSize estimates the size DynamoDB charges for a row: the lengths of the attribute names plus
+// their values (numbers are counted as their decimal string, which is never less than DynamoDB's
+// packed encoding). It is compared with MaxItemBytes.
+func rowSize(row map[string]types.AttributeValue) int {
+	size := 0
+	for name, value := range row {
+		size += len(name)
+		switch v := value.(type) {
+		case *types.AttributeValueMemberS:
+			size += len(v.Value)
+		case *types.AttributeValueMemberN:
+			size += len(v.Value)
+		case *types.AttributeValueMemberSS:
+			for _, s := range v.Value {
+				size += len(s)
+			}
+		}
+	}
+	return size
+}
+
+// RowError says that a row of the table could not be decoded. Reads that meet such a row fail
+// with it (wrapped), so that a bad row is found rather than hidden.
+type RowError struct {
+	Namespace string
+	Key       string
+	Reason    string
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("row namespace=%q key=%q cannot be decoded: %s", e.Namespace, e.Key, e.Reason)
+}
+
+// decodeRow reads a stored item. The item's serialized form is passed on as it is, for the SDK
+// to parse (and report, if it cannot): the store does not parse JSON on the read path. Every
+// tombstone shape that a LaunchDarkly store writes (an
+// `item` of JSON null, no `item` at all, or a small JSON object with `"deleted":true`) decodes as
+// a deleted item of the row's version, with no serialized form.
+func decodeRow(row map[string]types.AttributeValue) (string, ldstoretypes.SerializedItemDescriptor, error) {
+	namespace, _ := stringAttr(row, AttrNamespace)
+	key, ok := stringAttr(row, AttrKey)
+	fail := func(format string, args ...any) (string, ldstoretypes.SerializedItemDescriptor, error) {
+		return key, ldstoretypes.SerializedItemDescriptor{}, &RowError{Namespace: namespace, Key: key, Reason: fmt.Sprintf(format, args...)}
+	}
+	if !ok {
+		return fail("%q is missing or not a string", AttrKey)
+	}
+	version, err := versionAttr(row)
+	if err != nil {
+		return fail("%v", err)
+	}
+	deleted := ldstoretypes.SerializedItemDescriptor{Version: version, Deleted: true}
+	rawItem, present := row[attrItem]
+	if !present {
+		return key, deleted, nil
+	}
+	itemAttr, ok := rawItem.(*types.AttributeValueMemberS)
+	if !ok {
+		return fail("%q is not a string", attrItem)
+	}
+	data := []byte(itemAttr.Value)
+	if len(data) == 0 || bytes.Equal(bytes.TrimSpace(data), jsonNull) {
+		return key, deleted, nil
+	}
+	if isTombstone(data) {
+		return key, deleted, nil
+	}
+	return key, ldstoretypes.SerializedItemDescriptor{Version: version, SerializedItem: data}, nil
+}
+
+func isTombstone(data []byte) bool {
+	if len(data) > maxTombstoneBytes || !bytes.Contains(data, []byte(`"deleted"`)) {
+		return false
+	}
+	return ldvalue.Parse(data).GetByKey("deleted").BoolValue()
+}
+
+func stringAttr(row map[string]types.AttributeValue, name string) (string, bool) {
+	v, ok := row[name].(*types.AttributeValueMemberS)
+	if !ok {
+		return "", false
+	}
+	return v.Value, true
+}
+
+// versionAttr reads `version`, which must be a number; other stores have been seen writing it as
+// a string, which is reported rather than guessed at.
+func versionAttr(row map[string]types.AttributeValue) (int, error) {
+	switch v := row[attrVersion].(type) {
+	case *types.AttributeValueMemberN:
+		n, err := strconv.Atoi(v.Value)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not an integer: %q", attrVersion, v.Value)
+		}
+		return n, nil
+	case nil:
+		return 0, fmt.Errorf("%q is missing", attrVersion)
+	default:
+		return 0, fmt.Errorf("%q is not a number (type %T)", attrVersion, v)
+	}
+}

@@ -1,0 +1,357 @@
+package lddynamodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"golang.org/x/sync/errgroup"
+)
+
+// maxUnprocessedBackoff caps the wait between retries of a batch's unprocessed items.
+const maxUnprocessedBackoff = 5 * time.Second
+
+// store is the DynamoDB PersistentDataStore.
+//
+// DynamoDB calls per operation (n items, p = Query pages of 1 MB):
+//   - Init: one Query per kind (p pages) for the stored keys and versions, ceil(w/25)
+//     BatchWriteItem for the w rows that changed or disappeared, one PutItem for the marker.
+//   - Get: one GetItem. GetAll: p Query pages. Upsert: one conditional PutItem.
+//   - IsInitialized and IsStoreAvailable: one GetItem of the marker.
+type store struct {
+	client           Client
+	callOpts         []func(*dynamodb.Options)
+	transport        *http.Transport
+	table            string
+	prefix           string
+	consistentReads  bool
+	batchConcurrency int
+	initTimeout      time.Duration
+	timeout          time.Duration
+	metrics          *Metrics
+	stale            *staleCache
+	loggers          ldlog.Loggers
+
+	// ctx is cancelled by Close, so that no operation outlives the store.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// beforeUpsertWrite, if set by a test, runs in Upsert just before the write.
+	beforeUpsertWrite func()
+}
+
+var _ subsystems.PersistentDataStore = (*store)(nil)
+
+func newStore(b *DataStoreBuilder, conn connection, loggers ldlog.Loggers) *store {
+	metrics := b.metrics
+	if metrics == nil {
+		metrics = &Metrics{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	loggers.SetPrefix("DynamoDBDataStore:")
+	return &store{
+		client:           meteredClient{inner: conn.client, metrics: metrics},
+		callOpts:         b.callOptions(),
+		transport:        conn.transport,
+		table:            b.table,
+		prefix:           b.prefix,
+		consistentReads:  b.consistentReads,
+		batchConcurrency: b.batchConcurrency,
+		initTimeout:      b.initTimeout,
+		timeout:          b.timeout,
+		metrics:          metrics,
+		stale:            newStaleCache(b.staleMaxAge, loggers, metrics),
+		loggers:          loggers,
+		ctx:              ctx,
+		cancel:           cancel,
+	}
+}
+
+// errorf wraps a failure with the table, and the operation and what it was about.
+func (s *store) errorf(err error, format string, args ...any) error {
+	return fmt.Errorf("lddynamodb: table %q: %s: %w", s.table, fmt.Sprintf(format, args...), err)
+}
+
+func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
+	ctx, cancel := context.WithTimeout(s.ctx, s.initTimeout)
+	defer cancel()
+
+	var writes []types.WriteRequest
+	for _, coll := range allData {
+		namespace := namespaceFor(s.prefix, coll.Kind)
+		stored, err := s.storedVersions(ctx, namespace)
+		if err != nil {
+			return s.errorf(err, "init: reading keys of %s", coll.Kind)
+		}
+		// Differential Init: a row that already holds the new item's version is left alone.
+		// LaunchDarkly versions are unique per item, so an equal version means an equal item. If
+		// another writer raises a row's version after the Query, skipping keeps its newer row
+		// where a rewrite would have replaced it: skipping never loses more than rewriting.
+		for _, item := range coll.Items {
+			version, exists := stored[item.Key]
+			delete(stored, item.Key)
+			if exists && version == item.Item.Version {
+				continue
+			}
+			row := encodeRow(namespace, item.Key, item.Item)
+			if size := rowSize(row); size > MaxItemBytes {
+				s.loggers.Warnf("table %q: %s %q is %d bytes, over DynamoDB's item limit of %d; not stored",
+					s.table, coll.Kind, item.Key, size, MaxItemBytes)
+				continue
+			}
+			writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: row}})
+		}
+		for key := range stored {
+			writes = append(writes, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: rowKey(namespace, key)}})
+		}
+	}
+	if err := s.batchWrite(ctx, writes); err != nil {
+		return s.errorf(err, "init")
+	}
+	// The marker goes last, so that a store that failed halfway never reads as initialized.
+	if err := s.put(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: initedRowKey(s.prefix)}); err != nil {
+		return s.errorf(err, "init: writing the initialized marker")
+	}
+	s.stale.replaceAll(allData)
+	return nil
+}
+
+// storedVersions reads the key and version of every row in a namespace.
+func (s *store) storedVersions(ctx context.Context, namespace string) (map[string]int, error) {
+	proj := expression.NamesList(expression.Name(AttrKey), expression.Name(attrVersion))
+	versions := map[string]int{}
+	err := s.query(ctx, namespace, &proj, func(row map[string]types.AttributeValue) error {
+		key, _ := stringAttr(row, AttrKey)
+		// A row whose version cannot be read is rewritten, so -1 never equals a real version.
+		version, err := versionAttr(row)
+		if err != nil {
+			version = -1
+		}
+		versions[key] = version
+		return nil
+	})
+	return versions, err
+}
+
+// query calls fn for every row of a namespace, page by page, with an optional projection.
+func (s *store) query(ctx context.Context, namespace string, proj *expression.ProjectionBuilder,
+	fn func(map[string]types.AttributeValue) error) error {
+	builder := expression.NewBuilder().WithKeyCondition(
+		expression.Key(AttrNamespace).Equal(expression.Value(namespace)))
+	if proj != nil {
+		builder = builder.WithProjection(*proj)
+	}
+	expr, err := builder.Build()
+	if err != nil {
+		return err
+	}
+	paginator := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		ConsistentRead:            &s.consistentReads,
+		KeyConditionExpression:    expr.KeyCondition(),
+		ProjectionExpression:      expr.Projection(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	for paginator.HasMorePages() {
+		page, err := paginator.NextPage(ctx, s.callOpts...)
+		if err != nil {
+			return err
+		}
+		for _, row := range page.Items {
+			if err := fn(row); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// batchWrite writes requests in batches of 25, at most batchConcurrency at once. The first batch
+// that fails cancels the others.
+func (s *store) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
+	group, ctx := errgroup.WithContext(ctx)
+	group.SetLimit(s.batchConcurrency)
+	for start := 0; start < len(writes); start += maxBatchWriteItems {
+		batch := writes[start:min(start+maxBatchWriteItems, len(writes))]
+		group.Go(func() error { return s.writeBatch(ctx, batch) })
+	}
+	return group.Wait()
+}
+
+// writeBatch sends one batch and then its UnprocessedItems, with jittered exponential backoff,
+// until all are written or ctx ends. DynamoDB hands items back unprocessed when it throttles, so
+// giving up on them would silently lose data.
+func (s *store) writeBatch(ctx context.Context, batch []types.WriteRequest) error {
+	backoff := retry.NewExponentialJitterBackoff(maxUnprocessedBackoff)
+	pending := map[string][]types.WriteRequest{s.table: batch}
+	for attempt := 1; ; attempt++ {
+		out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending}, s.callOpts...)
+		if err != nil {
+			return err
+		}
+		pending = out.UnprocessedItems
+		if len(pending[s.table]) == 0 {
+			return nil
+		}
+		delay, err := backoff.BackoffDelay(attempt, nil)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d items still unprocessed: %w", len(pending[s.table]), ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (s *store) put(ctx context.Context, in *dynamodb.PutItemInput) error {
+	_, err := s.client.PutItem(ctx, in, s.callOpts...)
+	return err
+}
+
+func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.SerializedItemDescriptor, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	defer cancel()
+	namespace := namespaceFor(s.prefix, kind)
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.table,
+		Key:            rowKey(namespace, key),
+		ConsistentRead: &s.consistentReads,
+	}, s.callOpts...)
+	if err != nil {
+		return s.stale.item(kind, key, s.errorf(err, "get %s %q", kind, key))
+	}
+	if out.Item == nil {
+		s.stale.storeItem(kind, key, ldstoretypes.SerializedItemDescriptor{}.NotFound())
+		return ldstoretypes.SerializedItemDescriptor{}.NotFound(), nil
+	}
+	_, item, err := decodeRow(out.Item)
+	if err != nil {
+		return ldstoretypes.SerializedItemDescriptor{}, s.errorf(err, "get %s %q", kind, key)
+	}
+	s.stale.storeItem(kind, key, item)
+	return item, nil
+}
+
+func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializedItemDescriptor, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	defer cancel()
+	var items []ldstoretypes.KeyedSerializedItemDescriptor
+	err := s.query(ctx, namespaceFor(s.prefix, kind), nil, func(row map[string]types.AttributeValue) error {
+		key, item, err := decodeRow(row)
+		if err != nil {
+			return err
+		}
+		items = append(items, ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: item})
+		return nil
+	})
+	if err != nil {
+		var rowErr *RowError
+		if errors.As(err, &rowErr) {
+			return nil, s.errorf(err, "get all %s", kind)
+		}
+		return s.stale.all(kind, s.errorf(err, "get all %s", kind))
+	}
+	s.stale.storeAll(kind, items)
+	return items, nil
+}
+
+func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor) (bool, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	defer cancel()
+	row := encodeRow(namespaceFor(s.prefix, kind), key, item)
+	if size := rowSize(row); size > MaxItemBytes {
+		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q: %d bytes is over DynamoDB's item limit of %d",
+			s.table, kind, key, size, MaxItemBytes)
+	}
+	// Written only if the row is absent or older: versions never go backwards, whoever writes.
+	cond := expression.Or(
+		expression.AttributeNotExists(expression.Name(AttrNamespace)),
+		expression.Name(attrVersion).LessThan(expression.Value(item.Version)),
+	)
+	expr, err := expression.NewBuilder().WithCondition(cond).Build()
+	if err != nil {
+		return false, s.errorf(err, "upsert %s %q", kind, key)
+	}
+	if s.beforeUpsertWrite != nil {
+		s.beforeUpsertWrite()
+	}
+	err = s.put(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.table,
+		Item:                      row,
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.errorf(err, "upsert %s %q version %d", kind, key, item.Version)
+	}
+	s.stale.storeItem(kind, key, item)
+	return true, nil
+}
+
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+func (s *store) IsInitialized() bool {
+	inited, err := s.getMarker(s.consistentReads)
+	if err != nil {
+		s.loggers.Warnf("table %q: checking the initialized marker: %v", s.table, err)
+	}
+	return inited
+}
+
+// IsStoreAvailable probes DynamoDB with an eventually consistent read of the marker row, the
+// cheapest call there is (half a read unit).
+func (s *store) IsStoreAvailable() bool {
+	_, err := s.getMarker(false)
+	return err == nil
+}
+
+func (s *store) getMarker(consistent bool) (bool, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	defer cancel()
+	proj := expression.NamesList(expression.Name(AttrKey))
+	expr, err := expression.NewBuilder().WithProjection(proj).Build()
+	if err != nil {
+		return false, err
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:                &s.table,
+		Key:                      initedRowKey(s.prefix),
+		ConsistentRead:           &consistent,
+		ProjectionExpression:     expr.Projection(),
+		ExpressionAttributeNames: expr.Names(),
+	}, s.callOpts...)
+	if err != nil {
+		return false, s.errorf(err, "get %s", strconv.Quote(prefixed(s.prefix, initedKey)))
+	}
+	return out.Item != nil, nil
+}
+
+// Close stops every operation in progress and releases the connections of a client that Build
+// made. A client given with DynamoClient is left open for its owner.
+func (s *store) Close() error {
+	s.cancel()
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
+	}
+	return nil
+}
