@@ -119,15 +119,70 @@ func (o *clientOptions) callOptions() []func(*dynamodb.Options) {
 	return o.optFns
 }
 
+// storeOptions holds the options that DataStoreBuilder and BigSegmentStoreBuilder share, with
+// setters that return the builder B that embeds them, so that calls chain on either.
+type storeOptions[B any] struct {
+	clientOptions
+	self B
+}
+
+// Prefix sets a prefix for the namespaces of all rows, so that several LaunchDarkly environments
+// can share one table: rows go to "PREFIX:features" instead of "features". Use the same prefix as
+// the Relay Proxy or the other SDKs that share the table. The default is no prefix.
+func (b *storeOptions[B]) Prefix(prefix string) B {
+	b.prefix = prefix
+	return b.self
+}
+
+// DynamoClient sets a ready DynamoDB client (usually a *dynamodb.Client) instead of one made by
+// Build. ClientOptions still apply, on every call. It cannot be combined with ClientConfig.
+func (b *storeOptions[B]) DynamoClient(client Client) B {
+	b.client = client
+	return b.self
+}
+
+// ClientConfig sets the AWS configuration from which Build makes the DynamoDB client, instead of
+// the default configuration chain, and adds optFns to the client options (as ClientOptions). It
+// cannot be combined with DynamoClient.
+func (b *storeOptions[B]) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb.Options)) B {
+	b.awsConfig = &cfg
+	b.optFns = append(b.optFns, optFns...)
+	return b.self
+}
+
+// ClientOptions adds functions that adjust the DynamoDB client options, such as BaseEndpoint for
+// DynamoDB Local or a custom Retryer. They run after those of ClientConfig, in the order given,
+// whichever way the client is made.
+func (b *storeOptions[B]) ClientOptions(optFns ...func(*dynamodb.Options)) B {
+	b.optFns = append(b.optFns, optFns...)
+	return b.self
+}
+
+// OperationTimeout bounds every operation other than Init, including the AWS SDK's own retries
+// (DefaultOperationTimeout).
+func (b *storeOptions[B]) OperationTimeout(d time.Duration) B {
+	b.timeout = d
+	return b.self
+}
+
+// Metrics sets a counter that the store adds its DynamoDB work to: calls by operation, items and
+// bytes written, consumed capacity. One Metrics may be shared by several stores.
+func (b *storeOptions[B]) Metrics(m *Metrics) B {
+	b.metrics = m
+	return b.self
+}
+
 // DataStoreBuilder configures the DynamoDB persistent data store. Create it with DataStore and
 // pass it to ldcomponents.PersistentDataStore:
 //
 //	ldcomponents.PersistentDataStore(lddynamodb.DataStore("my-table")).CacheSeconds(30)
 //
-// Setters change the builder and return it, so they chain. Build checks the options and returns
-// an error for any that cannot work; it makes no DynamoDB call.
+// Setters change the builder and return it, so they chain; the setters it shares with
+// BigSegmentStoreBuilder (Prefix, DynamoClient, ClientConfig, ClientOptions, OperationTimeout,
+// Metrics) are documented with their type parameter B, which is *DataStoreBuilder here. Build
+// checks the options and returns an error for any that cannot work; it makes no DynamoDB call.
 type DataStoreBuilder struct {
-	clientOptions
+	storeOptions[*DataStoreBuilder]
 	batchConcurrency int
 	initTimeout      time.Duration
 	consistentReads  bool
@@ -136,50 +191,19 @@ type DataStoreBuilder struct {
 
 var (
 	_ subsystems.ComponentConfigurer[subsystems.PersistentDataStore] = (*DataStoreBuilder)(nil)
-	_ subsystems.DiagnosticDescription                                = (*DataStoreBuilder)(nil)
+	_ subsystems.DiagnosticDescription                               = (*DataStoreBuilder)(nil)
 )
 
 // DataStore returns a builder for a data store that keeps flags and segments in the named
 // DynamoDB table. The table must exist, with a partition key "namespace" (S) and a sort key
 // "key" (S); CreateTable makes one.
 func DataStore(table string) *DataStoreBuilder {
-	return &DataStoreBuilder{
-		clientOptions:    newClientOptions(table),
+	b := &DataStoreBuilder{
 		batchConcurrency: DefaultBatchConcurrency,
 		initTimeout:      DefaultInitTimeout,
 		consistentReads:  true,
 	}
-}
-
-// Prefix sets a prefix for the namespaces of all rows, so that several LaunchDarkly environments
-// can share one table: rows go to "PREFIX:features" instead of "features". Use the same prefix as
-// the Relay Proxy or the other SDKs that share the table. The default is no prefix.
-func (b *DataStoreBuilder) Prefix(prefix string) *DataStoreBuilder {
-	b.prefix = prefix
-	return b
-}
-
-// DynamoClient sets a ready DynamoDB client (usually a *dynamodb.Client) instead of one made by
-// Build. ClientOptions still apply, on every call. It cannot be combined with ClientConfig.
-func (b *DataStoreBuilder) DynamoClient(client Client) *DataStoreBuilder {
-	b.client = client
-	return b
-}
-
-// ClientConfig sets the AWS configuration from which Build makes the DynamoDB client, instead of
-// the default configuration chain, and adds optFns to the client options (as ClientOptions). It
-// cannot be combined with DynamoClient.
-func (b *DataStoreBuilder) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
-	b.awsConfig = &cfg
-	b.optFns = append(b.optFns, optFns...)
-	return b
-}
-
-// ClientOptions adds functions that adjust the DynamoDB client options, such as BaseEndpoint for
-// DynamoDB Local or a custom Retryer. They run after those of ClientConfig, in the order given,
-// whichever way the client is made.
-func (b *DataStoreBuilder) ClientOptions(optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
-	b.optFns = append(b.optFns, optFns...)
+	b.storeOptions = storeOptions[*DataStoreBuilder]{clientOptions: newClientOptions(table), self: b}
 	return b
 }
 
@@ -205,20 +229,6 @@ func (b *DataStoreBuilder) ConsistentReads(consistent bool) *DataStoreBuilder {
 // the initialized marker.
 func (b *DataStoreBuilder) InitTimeout(d time.Duration) *DataStoreBuilder {
 	b.initTimeout = d
-	return b
-}
-
-// OperationTimeout bounds every operation other than Init, including the AWS SDK's own retries
-// (DefaultOperationTimeout).
-func (b *DataStoreBuilder) OperationTimeout(d time.Duration) *DataStoreBuilder {
-	b.timeout = d
-	return b
-}
-
-// Metrics sets a counter that the store adds its DynamoDB work to: calls by operation, items and
-// bytes written, consumed capacity. One Metrics may be shared by several stores.
-func (b *DataStoreBuilder) Metrics(m *Metrics) *DataStoreBuilder {
-	b.metrics = m
 	return b
 }
 

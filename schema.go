@@ -16,7 +16,7 @@ const (
 	// AttrNamespace is the name of the table's partition key (S).
 	AttrNamespace = "namespace"
 	// AttrKey is the name of the table's sort key (S).
-	AttrKey = "key"
+	AttrKey     = "key"
 	attrVersion = "version"
 	attrItem    = "item"
 
