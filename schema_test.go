@@ -1,0 +1,118 @@
+package lddynamodb
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func attrS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+func attrN(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
+
+func testRow(version types.AttributeValue, item types.AttributeValue) map[string]types.AttributeValue {
+	r := map[string]types.AttributeValue{AttrNamespace: attrS("features"), AttrKey: attrS("flag")}
+	if version != nil {
+		r[attrVersion] = version
+	}
+	if item != nil {
+		r[attrItem] = item
+	}
+	return r
+}
+
+func TestDecodeRow(t *testing.T) {
+	deleted := ldstoretypes.SerializedItemDescriptor{Version: 7, Deleted: true}
+	tests := []struct {
+		name    string
+		row     map[string]types.AttributeValue
+		want    ldstoretypes.SerializedItemDescriptor
+		wantErr string
+	}{
+		{"item", testRow(attrN("7"), attrS(`{"key":"flag","version":7}`)),
+			ldstoretypes.SerializedItemDescriptor{Version: 7, SerializedItem: []byte(`{"key":"flag","version":7}`)}, ""},
+		{"non-JSON item is passed on for the SDK to judge", testRow(attrN("7"), attrS("flag,7")),
+			ldstoretypes.SerializedItemDescriptor{Version: 7, SerializedItem: []byte("flag,7")}, ""},
+		{"Go and Relay tombstone", testRow(attrN("7"), attrS(`{"key":"flag","version":7,"deleted":true}`)), deleted, ""},
+		{"Node tombstone with spaces", testRow(attrN("7"), attrS(`{"key": "flag", "version": 7, "deleted": true}`)), deleted, ""},
+		{"Java and .NET null", testRow(attrN("7"), attrS("null")), deleted, ""},
+		{"no item attribute", testRow(attrN("7"), nil), deleted, ""},
+		{"empty item", testRow(attrN("7"), attrS("")), deleted, ""},
+		{"deleted false is an item", testRow(attrN("7"), attrS(`{"key":"flag","version":7,"deleted":false}`)),
+			ldstoretypes.SerializedItemDescriptor{Version: 7, SerializedItem: []byte(`{"key":"flag","version":7,"deleted":false}`)}, ""},
+		{"version missing", testRow(nil, attrS("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is missing`},
+		{"version as a string", testRow(attrS("7"), attrS("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is not a number`},
+		{"version not an integer", testRow(attrN("7.5"), attrS("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is not an integer`},
+		{"item not a string", testRow(attrN("7"), attrN("1")), ldstoretypes.SerializedItemDescriptor{}, `"item" is not a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, got, err := decodeRow(tt.row)
+			if tt.wantErr != "" {
+				var rowErr *RowError
+				require.ErrorAs(t, err, &rowErr)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				assert.Contains(t, err.Error(), `key="flag"`)
+				assert.Contains(t, err.Error(), `namespace="features"`)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "flag", key)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestDecodeRowWithoutKey(t *testing.T) {
+	_, _, err := decodeRow(map[string]types.AttributeValue{AttrNamespace: attrS("features"), attrVersion: attrN("1")})
+	require.ErrorContains(t, err, `"key" is missing`)
+}
+
+func TestEncodeRow(t *testing.T) {
+	tests := []struct {
+		name     string
+		item     ldstoretypes.SerializedItemDescriptor
+		wantItem string
+	}{
+		{"item", ldstoretypes.SerializedItemDescriptor{Version: 3, SerializedItem: []byte(`{"key":"k"}`)}, `{"key":"k"}`},
+		{"tombstone with its serialized form", ldstoretypes.SerializedItemDescriptor{Version: 3, Deleted: true,
+			SerializedItem: []byte(`{"key":"k","version":3,"deleted":true}`)}, `{"key":"k","version":3,"deleted":true}`},
+		{"tombstone without serialized form", ldstoretypes.SerializedItemDescriptor{Version: 3, Deleted: true},
+			`{"key":"k","version":3,"deleted":true}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := encodeRow("p:features", "k", tt.item)
+			assert.Equal(t, attrS("p:features"), r[AttrNamespace])
+			assert.Equal(t, attrS("k"), r[AttrKey])
+			assert.Equal(t, attrN("3"), r[attrVersion])
+			assert.JSONEq(t, tt.wantItem, r[attrItem].(*types.AttributeValueMemberS).Value)
+			_, back, err := decodeRow(r)
+			require.NoError(t, err)
+			assert.Equal(t, 3, back.Version)
+			assert.Equal(t, tt.item.Deleted, back.Deleted)
+		})
+	}
+}
+
+func TestPrefixed(t *testing.T) {
+	tests := []struct{ prefix, name, want string }{
+		{"", "features", "features"},
+		{"env1", "features", "env1:features"},
+		{"env1", initedKey, "env1:$inited"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			assert.Equal(t, tt.want, prefixed(tt.prefix, tt.name))
+		})
+	}
+}
+
+func TestRowSize(t *testing.T) {
+	r := encodeRow("features", "k", ldstoretypes.SerializedItemDescriptor{Version: 12, SerializedItem: []byte(strings.Repeat("x", 100))})
+	// namespace+features, key+k, version+12, item+100 bytes
+	assert.Equal(t, len("namespace")+len("features")+len("key")+1+len("version")+2+len("item")+100, rowSize(r))
+}
