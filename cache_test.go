@@ -1,0 +1,473 @@
+package lddynamodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const staleTestMaxAge = time.Minute
+
+var (
+	scFeatures = ldstoreimpl.Features()
+	scSegments = ldstoreimpl.Segments()
+	scAbsent   = ldstoretypes.SerializedItemDescriptor{}.NotFound()
+)
+
+// staleTestCache is a staleCache on a clock that only the test moves.
+type staleTestCache struct {
+	*staleCache
+	clock   time.Time
+	log     *ldlogtest.MockLog
+	metrics *Metrics
+}
+
+func newStaleTestCache(t *testing.T) *staleTestCache {
+	t.Helper()
+	tc := &staleTestCache{clock: time.Unix(1700000000, 0), log: ldlogtest.NewMockLog(), metrics: &Metrics{}}
+	tc.staleCache = newStaleCache(staleTestMaxAge, tc.log.Loggers, tc.metrics)
+	tc.now = func() time.Time { return tc.clock }
+	t.Cleanup(func() { tc.log.DumpIfTestFailed(t) })
+	return tc
+}
+
+func (tc *staleTestCache) advance(d time.Duration) { tc.clock = tc.clock.Add(d) }
+
+func scItem(version int, data string) ldstoretypes.SerializedItemDescriptor {
+	return ldstoretypes.SerializedItemDescriptor{Version: version, SerializedItem: []byte(data)}
+}
+
+func scDeleted(version int) ldstoretypes.SerializedItemDescriptor {
+	return ldstoretypes.SerializedItemDescriptor{Version: version, Deleted: true}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func scKeyed(key string, it ldstoretypes.SerializedItemDescriptor) ldstoretypes.KeyedSerializedItemDescriptor {
+	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: it}
+}
+
+// scOperationError wraps err as the AWS SDK returns a failed DynamoDB call, and then as the store
+// wraps it.
+func scOperationError(err error) error {
+	return fmt.Errorf("lddynamodb: table %q: get features \"f\": %w", "t",
+		&smithy.OperationError{ServiceID: "DynamoDB", OperationName: "GetItem", Err: err})
+}
+
+// scResponseError is a DynamoDB answer with an HTTP status and a decoded API error.
+func scResponseError(status int, apiErr error) error {
+	return scOperationError(&awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      apiErr,
+		},
+		RequestID: "REQ",
+	})
+}
+
+// maskedErrors are failures that a retry could fix, as the AWS SDK reports them.
+var maskedErrors = []struct {
+	name string
+	err  error
+}{
+	{"ThrottlingException", scResponseError(400, &smithy.GenericAPIError{Code: "ThrottlingException", Message: "rate exceeded"})},
+	{"ProvisionedThroughputExceededException code", scResponseError(400, &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"})},
+	{"ProvisionedThroughputExceededException type", scResponseError(400, &types.ProvisionedThroughputExceededException{Message: aws.String("exceeded")})},
+	{"HTTP 500", scResponseError(500, &smithy.GenericAPIError{Code: "InternalServerError"})},
+	{"HTTP 503", scResponseError(503, &smithy.GenericAPIError{Code: "ServiceUnavailable"})},
+	{"connection refused", scOperationError(&smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}})},
+	{"bare dial error", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}},
+	{"connection reset", scOperationError(&smithyhttp.RequestSendError{Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}})},
+	{"operation timeout", scOperationError(&smithy.CanceledError{Err: context.DeadlineExceeded})},
+	{"bare deadline exceeded", context.DeadlineExceeded},
+	{"retries exhausted", scOperationError(&retry.MaxAttemptsError{Attempt: 3,
+		Err: scResponseError(400, &smithy.GenericAPIError{Code: "ThrottlingException"})})},
+	{"retry quota exhausted", scOperationError(errors.Join(
+		scResponseError(503, &smithy.GenericAPIError{Code: "ServiceUnavailable"}),
+		fmt.Errorf("failed to get rate limit token, %w", ratelimit.QuotaExceededError{Available: 0, Requested: 5})))},
+}
+
+// unmaskedErrors are failures that no retry fixes: stale data must never hide them.
+var unmaskedErrors = []struct {
+	name string
+	err  error
+}{
+	{"missing table", scResponseError(400, &types.ResourceNotFoundException{Message: aws.String("table not found")})},
+	{"access denied", scResponseError(400, &smithy.GenericAPIError{Code: "AccessDeniedException"})},
+	{"validation", scResponseError(400, &smithy.GenericAPIError{Code: "ValidationException"})},
+	{"undecodable row", scOperationError(&RowError{Namespace: "features", Key: "f", Reason: "bad version"})},
+	{"store closed", scOperationError(&smithy.CanceledError{Err: context.Canceled})},
+	{"bare canceled", context.Canceled},
+}
+
+func TestStaleCacheMasksOnlyTransientErrors(t *testing.T) {
+	known := scItem(1, "v1")
+	for _, tt := range maskedErrors {
+		t.Run("masked "+tt.name, func(t *testing.T) {
+			c := newStaleTestCache(t)
+			c.storeItem(scFeatures, "f", known)
+			got, err := c.item(scFeatures, "f", tt.err)
+			require.NoError(t, err)
+			assert.Equal(t, known, got)
+
+			all, err := c.all(scFeatures, tt.err)
+			require.Error(t, err, "no complete read of the kind yet")
+			assert.Nil(t, all)
+		})
+	}
+	for _, tt := range unmaskedErrors {
+		t.Run("not masked "+tt.name, func(t *testing.T) {
+			c := newStaleTestCache(t)
+			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", known)})
+			_, err := c.item(scFeatures, "f", tt.err)
+			assert.Equal(t, tt.err, err)
+			all, err := c.all(scFeatures, tt.err)
+			assert.Equal(t, tt.err, err)
+			assert.Nil(t, all)
+			assert.Zero(t, c.metrics.Snapshot().StaleReads)
+		})
+	}
+}
+
+func TestStaleCacheOff(t *testing.T) {
+	var c *staleCache = newStaleCache(0, ldlog.NewDisabledLoggers(), &Metrics{})
+	require.Nil(t, c)
+	c.storeItem(scFeatures, "f", scItem(1, "v1"))
+	c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+	c.replaceAll([]ldstoretypes.SerializedCollection{{Kind: scFeatures}})
+	failure := maskedErrors[0].err
+	_, err := c.item(scFeatures, "f", failure)
+	assert.Equal(t, failure, err)
+	_, err = c.all(scFeatures, failure)
+	assert.Equal(t, failure, err)
+}
+
+func TestStaleCacheAgeLimit(t *testing.T) {
+	failure := maskedErrors[0].err
+	tests := []struct {
+		name   string
+		age    time.Duration
+		served bool
+	}{
+		{"just read", 0, true},
+		{"half the max age", staleTestMaxAge / 2, true},
+		{"exactly the max age", staleTestMaxAge, true},
+		{"just over the max age", staleTestMaxAge + time.Millisecond, false},
+		{"long after", 24 * time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newStaleTestCache(t)
+			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+			c.advance(tt.age)
+
+			got, err := c.item(scFeatures, "f", failure)
+			all, allErr := c.all(scFeatures, failure)
+			if tt.served {
+				require.NoError(t, err)
+				assert.Equal(t, scItem(1, "v1"), got)
+				require.NoError(t, allErr)
+				assert.Equal(t, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))}, all)
+				assert.Equal(t, int64(2), c.metrics.Snapshot().StaleReads)
+			} else {
+				assert.Equal(t, failure, err)
+				assert.Equal(t, failure, allErr)
+				assert.Zero(t, c.metrics.Snapshot().StaleReads)
+			}
+		})
+	}
+	t.Run("key never read", func(t *testing.T) {
+		c := newStaleTestCache(t)
+		c.storeItem(scFeatures, "other", scItem(1, "v1"))
+		_, err := c.item(scFeatures, "f", failure)
+		assert.Equal(t, failure, err)
+		_, err = c.item(scSegments, "other", failure)
+		assert.Equal(t, failure, err, "kinds are separate")
+	})
+}
+
+func TestStaleCacheRefresh(t *testing.T) {
+	failure := maskedErrors[0].err
+	tests := []struct {
+		name    string
+		refresh func(c *staleTestCache)
+		want    *ldstoretypes.SerializedItemDescriptor       // nil: Get is not answered
+		allWant []ldstoretypes.KeyedSerializedItemDescriptor // nil: GetAll is not answered
+	}{
+		{
+			name:    "nothing",
+			refresh: func(*staleTestCache) {},
+		},
+		{
+			name:    "Get",
+			refresh: func(c *staleTestCache) { c.storeItem(scFeatures, "f", scItem(2, "v2")) },
+			want:    ptr(scItem(2, "v2")),
+		},
+		{
+			name:    "Get finding the key absent",
+			refresh: func(c *staleTestCache) { c.storeItem(scFeatures, "f", scAbsent) },
+			want:    ptr(scAbsent),
+		},
+		{
+			name: "GetAll",
+			refresh: func(c *staleTestCache) {
+				c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2")), scKeyed("g", scItem(1, "g1"))})
+			},
+			want:    ptr(scItem(2, "v2")),
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2")), scKeyed("g", scItem(1, "g1"))},
+		},
+		{
+			name:    "Upsert",
+			refresh: func(c *staleTestCache) { c.storeItem(scFeatures, "f", scItem(3, "v3")) },
+			want:    ptr(scItem(3, "v3")),
+		},
+		{
+			name:    "Upsert of a deletion",
+			refresh: func(c *staleTestCache) { c.storeItem(scFeatures, "f", scDeleted(3)) },
+			want:    ptr(scDeleted(3)),
+		},
+		{
+			name: "Init",
+			refresh: func(c *staleTestCache) {
+				c.replaceAll([]ldstoretypes.SerializedCollection{{Kind: scFeatures, Items: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))}}})
+			},
+			want:    ptr(scItem(1, "v1")),
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newStaleTestCache(t)
+			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+			c.advance(staleTestMaxAge / 2)
+			tt.refresh(c)
+			c.advance(staleTestMaxAge/2 + time.Second) // older than the max age, if not refreshed
+
+			got, err := c.item(scFeatures, "f", failure)
+			if tt.want == nil {
+				assert.Equal(t, failure, err)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, *tt.want, got)
+			}
+			all, err := c.all(scFeatures, failure)
+			if tt.allWant == nil {
+				assert.Equal(t, failure, err, "only a complete read refreshes GetAll")
+			} else {
+				require.NoError(t, err)
+				assert.ElementsMatch(t, tt.allWant, all)
+			}
+		})
+	}
+}
+
+func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
+	failure := maskedErrors[0].err
+	tests := []struct {
+		name    string
+		steps   func(c *staleTestCache)
+		want    ldstoretypes.SerializedItemDescriptor
+		allWant []ldstoretypes.KeyedSerializedItemDescriptor
+	}{
+		{
+			name: "deleted by Upsert",
+			steps: func(c *staleTestCache) {
+				c.storeItem(scFeatures, "f", scDeleted(2))
+			},
+			want:    scDeleted(2),
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(2)), scKeyed("g", scItem(1, "g1"))},
+		},
+		{
+			name: "a slow read of the old version after the deletion",
+			steps: func(c *staleTestCache) {
+				c.storeItem(scFeatures, "f", scDeleted(2))
+				c.storeItem(scFeatures, "f", scItem(1, "v1"))
+				c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))})
+			},
+			want:    scDeleted(2),
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(2)), scKeyed("g", scItem(1, "g1"))},
+		},
+		{
+			name: "tombstone read from the table",
+			steps: func(c *staleTestCache) {
+				c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(5)), scKeyed("g", scItem(1, "g1"))})
+			},
+			want:    scDeleted(5),
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(5)), scKeyed("g", scItem(1, "g1"))},
+		},
+		{
+			name: "row removed, found absent by Get",
+			steps: func(c *staleTestCache) {
+				c.storeItem(scFeatures, "f", scAbsent)
+			},
+			want:    scAbsent,
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))},
+		},
+		{
+			name: "row removed, missing from GetAll",
+			steps: func(c *staleTestCache) {
+				c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))})
+			},
+			want:    scAbsent,
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))},
+		},
+		{
+			name: "left out of an Init",
+			steps: func(c *staleTestCache) {
+				c.replaceAll([]ldstoretypes.SerializedCollection{
+					{Kind: scFeatures, Items: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))}},
+					{Kind: scSegments},
+				})
+			},
+			want:    scAbsent,
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))},
+		},
+		{
+			name: "deleted in an Init",
+			steps: func(c *staleTestCache) {
+				c.replaceAll([]ldstoretypes.SerializedCollection{
+					{Kind: scFeatures, Items: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(9)), scKeyed("g", scItem(1, "g1"))}},
+				})
+			},
+			want:    scDeleted(9),
+			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(9)), scKeyed("g", scItem(1, "g1"))},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newStaleTestCache(t)
+			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))})
+			tt.steps(c)
+
+			got, err := c.item(scFeatures, "f", failure)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+			all, err := c.all(scFeatures, failure)
+			require.NoError(t, err)
+			assert.ElementsMatch(t, tt.allWant, all)
+		})
+	}
+}
+
+func TestStaleCacheKeepsNewestVersion(t *testing.T) {
+	failure := maskedErrors[0].err
+	tests := []struct {
+		name  string
+		first ldstoretypes.SerializedItemDescriptor // written by an Upsert
+		read  ldstoretypes.SerializedItemDescriptor // then returned by a read
+		want  ldstoretypes.SerializedItemDescriptor
+	}{
+		{"older read after Upsert", scItem(3, "v3"), scItem(2, "v2"), scItem(3, "v3")},
+		{"same version", scItem(3, "v3"), scItem(3, "v3"), scItem(3, "v3")},
+		{"newer read", scItem(3, "v3"), scItem(4, "v4"), scItem(4, "v4")},
+		{"newer tombstone", scItem(3, "v3"), scDeleted(4), scDeleted(4)},
+		{"older item after a deletion", scDeleted(4), scItem(3, "v3"), scDeleted(4)},
+	}
+	for _, tt := range tests {
+		for _, via := range []string{"Get", "GetAll"} {
+			t.Run(tt.name+" via "+via, func(t *testing.T) {
+				c := newStaleTestCache(t)
+				c.storeItem(scFeatures, "f", tt.first)
+				if via == "Get" {
+					c.storeItem(scFeatures, "f", tt.read)
+				} else {
+					c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", tt.read)})
+				}
+				got, err := c.item(scFeatures, "f", failure)
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, got)
+			})
+		}
+	}
+	t.Run("Init replaces a newer version", func(t *testing.T) {
+		c := newStaleTestCache(t)
+		c.storeItem(scFeatures, "f", scItem(7, "v7"))
+		c.replaceAll([]ldstoretypes.SerializedCollection{{Kind: scFeatures, Items: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2"))}}})
+		got, err := c.item(scFeatures, "f", failure)
+		require.NoError(t, err)
+		assert.Equal(t, scItem(2, "v2"), got)
+	})
+}
+
+func TestStaleCacheWarnsOncePerOutage(t *testing.T) {
+	c := newStaleTestCache(t)
+	failure := maskedErrors[0].err
+	c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+
+	serve := func(n int) {
+		for i := 0; i < n; i++ {
+			_, err := c.item(scFeatures, "f", failure)
+			require.NoError(t, err)
+			_, err = c.all(scFeatures, failure)
+			require.NoError(t, err)
+		}
+	}
+	serve(5)
+	assert.Len(t, c.log.GetOutput(ldlog.Warn), 1, "one warning for the first outage")
+	assert.True(t, c.log.HasMessageMatch(ldlog.Warn, "ThrottlingException"), "the warning names the error")
+	assert.Empty(t, c.log.GetOutput(ldlog.Info))
+
+	c.storeItem(scFeatures, "f", scItem(1, "v1")) // a read succeeds: the outage is over
+	assert.Len(t, c.log.GetOutput(ldlog.Info), 1)
+	c.storeItem(scFeatures, "f", scItem(1, "v1"))
+	assert.Len(t, c.log.GetOutput(ldlog.Info), 1, "the end of an outage is logged once")
+
+	serve(3)
+	assert.Len(t, c.log.GetOutput(ldlog.Warn), 2, "one more warning for the second outage")
+	assert.Equal(t, int64(16), c.metrics.Snapshot().StaleReads, "every stale answer is counted")
+
+	_, err := c.item(scFeatures, "f", unmaskedErrors[0].err)
+	require.Error(t, err)
+	assert.Len(t, c.log.GetOutput(ldlog.Warn), 2, "an error that is returned is not warned about here")
+}
+
+func TestStaleCacheConcurrentUse(t *testing.T) {
+	c := newStaleCache(staleTestMaxAge, ldlog.NewDisabledLoggers(), &Metrics{})
+	failure := maskedErrors[0].err
+	keys := []string{"a", "b", "c", "d"}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				key := keys[i%len(keys)]
+				switch (w + i) % 4 {
+				case 0:
+					c.storeItem(scFeatures, key, scItem(i, "x"))
+				case 1:
+					c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed(key, scItem(i, "x"))})
+				case 2:
+					_, _ = c.item(scFeatures, key, failure)
+				case 3:
+					_, _ = c.all(scFeatures, failure)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.storeItem(scFeatures, "a", scItem(1000, "last"))
+	got, err := c.item(scFeatures, "a", failure)
+	require.NoError(t, err)
+	assert.Equal(t, scItem(1000, "last"), got)
+}
