@@ -14,6 +14,12 @@ import (
 // DefaultTableActiveTimeout bounds how long CreateTable waits for a new table to become ACTIVE.
 const DefaultTableActiveTimeout = 5 * time.Minute
 
+// CreateTable polls DescribeTable between these delays (with backoff) while a table is CREATING.
+const (
+	tableActiveMinPoll = 250 * time.Millisecond
+	tableActiveMaxPoll = 5 * time.Second
+)
+
 // TableClient is the part of the DynamoDB API that CreateTable calls; a *dynamodb.Client
 // satisfies it. These calls need the IAM actions dynamodb:CreateTable and
 // dynamodb:DescribeTable, which only whoever sets up the table needs; the stores never call them.
@@ -41,7 +47,8 @@ func ProvisionedThroughput(readUnits, writeUnits int64) TableOption {
 // sort key "key", both strings), with on-demand billing unless an option says otherwise, and waits
 // until it is ACTIVE (at most DefaultTableActiveTimeout, or ctx's deadline). If a table of that
 // name already exists with the same keys it succeeds without changing it; if its keys differ it
-// returns an error. It makes one CreateTable call and DescribeTable calls while it waits.
+// returns an error. It makes one CreateTable call and DescribeTable calls while it waits (two for
+// a table that already exists and is ACTIVE).
 func CreateTable(ctx context.Context, client TableClient, table string, opts ...TableOption) error {
 	if table == "" {
 		return errors.New("lddynamodb: table name is empty")
@@ -62,11 +69,18 @@ func CreateTable(ctx context.Context, client TableClient, table string, opts ...
 	var inUse *types.ResourceInUseException
 	switch {
 	case errors.As(err, &inUse):
-		return CheckTable(ctx, client, table)
+		if err := CheckTable(ctx, client, table); err != nil {
+			return err
+		}
+		// The table may still be CREATING (two deployments racing to set it up): wait for it too.
 	case err != nil:
 		return fmt.Errorf("lddynamodb: table %q: create: %w", table, err)
 	}
-	waiter := dynamodb.NewTableExistsWaiter(client)
+	// The waiter's default first delay (20 s) is longer than most tables take to become ACTIVE.
+	waiter := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = tableActiveMinPoll
+		o.MaxDelay = tableActiveMaxPoll
+	})
 	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, DefaultTableActiveTimeout); err != nil {
 		return fmt.Errorf("lddynamodb: table %q: waiting until active: %w", table, err)
 	}
