@@ -2,12 +2,18 @@ package lddynamodb_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/launchdarkly/go-server-sdk/v7/testhelpers/storetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -73,7 +79,212 @@ func TestDataStoreConformance(t *testing.T) {
 	}).ConcurrentModificationHook(lddynamodb.SetBeforeUpsertWrite).Run(t)
 }
 
-func TestBuildRejectsEmptyTable(t *testing.T) {
-	_, err := lddynamodb.DataStore("").Build(nil)
-	require.ErrorContains(t, err, "table name is empty")
+
+var (
+	features = ldstoreimpl.Features()
+	segments = ldstoreimpl.Segments()
+)
+
+func TestPrefixesKeepDataApart(t *testing.T) {
+	table := testenv.NewTable(t)
+	stores := map[string]subsystems.PersistentDataStore{}
+	for _, prefix := range []string{"", "env1", "env2"} {
+		stores[prefix], _ = testenv.Build(t, dataStore(table).Prefix(prefix))
+		flag := testenv.Flag("flag-"+prefix, 1, 0)
+		require.NoError(t, stores[prefix].Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{flag}, nil)))
+	}
+	for prefix, store := range stores {
+		all, err := store.GetAll(features)
+		require.NoError(t, err)
+		require.Len(t, all, 1)
+		assert.Equal(t, "flag-"+prefix, all[0].Key)
+		assert.True(t, store.IsInitialized())
+	}
+	// The rows are where the other SDKs and Relay look for them.
+	assert.Len(t, testenv.Rows(t, table, "env1:features"), 1)
+	assert.Len(t, testenv.Rows(t, table, "env1:$inited"), 1)
+	assert.Len(t, testenv.Rows(t, table, "features"), 1)
+	assert.Len(t, testenv.Rows(t, table, "$inited"), 1)
+
+	uninitialized, _ := testenv.Build(t, dataStore(table).Prefix("env3"))
+	assert.False(t, uninitialized.IsInitialized())
+}
+
+func TestEveryTombstoneShapeReadsAsDeleted(t *testing.T) {
+	table := testenv.NewTable(t)
+	shapes := map[string]map[string]types.AttributeValue{
+		"go-relay": {"item": &types.AttributeValueMemberS{Value: `{"key":"go-relay","version":4,"deleted":true}`}},
+		"node":     {"item": &types.AttributeValueMemberS{Value: `{"key": "node", "version": 4, "deleted": true}`}},
+		"java-net": {"item": &types.AttributeValueMemberS{Value: "null"}},
+		"no-item":  {},
+	}
+	for key, row := range shapes {
+		row["namespace"] = &types.AttributeValueMemberS{Value: "features"}
+		row["key"] = &types.AttributeValueMemberS{Value: key}
+		row["version"] = &types.AttributeValueMemberN{Value: "4"}
+		testenv.PutRow(t, table, row)
+	}
+	store, _ := testenv.Build(t, dataStore(table))
+	for key := range shapes {
+		t.Run(key, func(t *testing.T) {
+			item, err := store.Get(features, key)
+			require.NoError(t, err)
+			assert.Equal(t, ldstoretypes.SerializedItemDescriptor{Version: 4, Deleted: true}, item)
+			// A deleted item is still versioned: an older update must not resurrect it.
+			updated, err := store.Upsert(features, key, testenv.Flag(key, 3, 0).Item)
+			require.NoError(t, err)
+			assert.False(t, updated)
+		})
+	}
+	all, err := store.GetAll(features)
+	require.NoError(t, err)
+	assert.Len(t, all, len(shapes))
+	for _, item := range all {
+		assert.True(t, item.Item.Deleted, item.Key)
+		assert.Equal(t, 4, item.Item.Version, item.Key)
+	}
+}
+
+func TestInitSkipsOversizeItemsAndWritesTheRest(t *testing.T) {
+	table := testenv.NewTable(t)
+	store, mockLog := testenv.Build(t, dataStore(table))
+	flags := []ldstoretypes.KeyedSerializedItemDescriptor{
+		testenv.Flag("small", 1, 0),
+		testenv.Flag("huge", 1, lddynamodb.MaxItemBytes),
+		testenv.Flag("also-small", 1, 0),
+	}
+	require.NoError(t, store.Init(testenv.AllData(flags, nil)))
+
+	all, err := store.GetAll(features)
+	require.NoError(t, err)
+	var keys []string
+	for _, item := range all {
+		keys = append(keys, item.Key)
+	}
+	assert.ElementsMatch(t, []string{"small", "also-small"}, keys)
+	assert.True(t, store.IsInitialized())
+	warnings := mockLog.GetOutput(ldlog.Warn)
+	require.Len(t, warnings, 1)
+	assert.Contains(t, warnings[0], `features "huge"`)
+	assert.Contains(t, warnings[0], table)
+	assert.Regexp(t, `is 4\d{5} bytes`, warnings[0])
+}
+
+func TestUpsertRefusesOversizeItem(t *testing.T) {
+	table := testenv.NewTable(t)
+	store, _ := testenv.Build(t, dataStore(table))
+	updated, err := store.Upsert(features, "huge", testenv.Flag("huge", 1, lddynamodb.MaxItemBytes).Item)
+	assert.False(t, updated)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `features "huge"`)
+	assert.Contains(t, err.Error(), table)
+}
+
+func TestUndecodableRowIsAnErrorNamingIt(t *testing.T) {
+	table := testenv.NewTable(t)
+	testenv.PutRow(t, table, map[string]types.AttributeValue{
+		"namespace": &types.AttributeValueMemberS{Value: "features"},
+		"key":       &types.AttributeValueMemberS{Value: "bad"},
+		"version":   &types.AttributeValueMemberS{Value: "3"},
+		"item":      &types.AttributeValueMemberS{Value: `{"key":"bad","version":3}`},
+	})
+	store, _ := testenv.Build(t, dataStore(table))
+	_, err := store.Get(features, "bad")
+	var rowErr *lddynamodb.RowError
+	require.ErrorAs(t, err, &rowErr)
+	assert.Equal(t, "bad", rowErr.Key)
+	assert.Equal(t, "features", rowErr.Namespace)
+	assert.Contains(t, err.Error(), table)
+
+	_, err = store.GetAll(features)
+	require.ErrorAs(t, err, &rowErr)
+	assert.Contains(t, err.Error(), table)
+}
+
+func TestInitOverExistingDataRemovesLeftovers(t *testing.T) {
+	table := testenv.NewTable(t)
+	store, _ := testenv.Build(t, dataStore(table).Prefix("p"))
+	other, _ := testenv.Build(t, dataStore(table).Prefix("other"))
+	require.NoError(t, other.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("keep", 1, 0)}, nil)))
+
+	require.NoError(t, store.Init(testenv.AllData(
+		[]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("a", 1, 0), testenv.Flag("b", 1, 0)},
+		[]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Segment("s", 1)})))
+	require.NoError(t, store.Init(testenv.AllData(
+		[]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("b", 2, 0), testenv.Flag("c", 1, 0)}, nil)))
+
+	flags, err := store.GetAll(features)
+	require.NoError(t, err)
+	versions := map[string]int{}
+	for _, f := range flags {
+		versions[f.Key] = f.Item.Version
+	}
+	assert.Equal(t, map[string]int{"b": 2, "c": 1}, versions)
+	segs, err := store.GetAll(segments)
+	require.NoError(t, err)
+	assert.Empty(t, segs)
+	// Another prefix's rows are not this Init's business.
+	assert.Len(t, testenv.Rows(t, table, "other:features"), 1)
+}
+
+func TestGetAllReadsPastOneMegabytePages(t *testing.T) {
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store, _ := testenv.Build(t, dataStore(table).Metrics(metrics))
+	const count, size = 40, 100 * 1024 // 4 MB in all
+	var flags []ldstoretypes.KeyedSerializedItemDescriptor
+	for i := 0; i < count; i++ {
+		flags = append(flags, testenv.Flag(fmt.Sprintf("flag-%02d", i), 1, size))
+	}
+	require.NoError(t, store.Init(testenv.AllData(flags, nil)))
+
+	metrics.Reset()
+	all, err := store.GetAll(features)
+	require.NoError(t, err)
+	require.Len(t, all, count)
+	for i, item := range all {
+		assert.Equal(t, flags[i].Item.SerializedItem, item.Item.SerializedItem, item.Key)
+	}
+	assert.GreaterOrEqual(t, metrics.Snapshot().Calls["Query"], int64(4), "4 MB needs at least 4 pages")
+}
+
+func TestDynamoClientWithClientOptionsHonoursEndpoint(t *testing.T) {
+	table := testenv.NewTable(t)
+	// A client aimed nowhere useful: the endpoint comes from ClientOptions, applied on every call.
+	client := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(testenv.ClosedEndpoint(t))
+	})
+	store, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(client).ClientOptions(testenv.WithEndpoint))
+	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("f", 1, 0)}, nil)))
+	assert.True(t, store.IsInitialized())
+}
+
+func TestBuildRejectsBadOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		builder *lddynamodb.DataStoreBuilder
+		wantErr string
+	}{
+		{"empty table", lddynamodb.DataStore(""), "table name is empty"},
+		{"client and config", lddynamodb.DataStore("t").DynamoClient(testenv.Client()).ClientConfig(testenv.AWSConfig()),
+			"DynamoClient and ClientConfig both set"},
+		{"batch concurrency", dataStore("t").BatchConcurrency(0), "batch concurrency must be at least 1"},
+		{"init timeout", dataStore("t").InitTimeout(0), "init timeout must be positive"},
+		{"operation timeout", dataStore("t").OperationTimeout(-time.Second), "operation timeout must be positive"},
+		{"stale max age", dataStore("t").StaleIfError(-time.Second), "stale-if-error max age must not be negative"},
+		{"no region", lddynamodb.DataStore("t").ClientConfig(aws.Config{Credentials: testenv.AWSConfig().Credentials}), "no AWS region"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, _ := testenv.Context()
+			store, err := tt.builder.Build(ctx)
+			assert.Nil(t, store)
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
+
+func TestDescribeConfigurationNamesDynamoDB(t *testing.T) {
+	ctx, _ := testenv.Context()
+	assert.Equal(t, ldvalue.String("DynamoDB"), lddynamodb.DataStore("t").DescribeConfiguration(ctx))
 }
