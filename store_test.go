@@ -79,7 +79,6 @@ func TestDataStoreConformance(t *testing.T) {
 	}).ConcurrentModificationHook(lddynamodb.SetBeforeUpsertWrite).Run(t)
 }
 
-
 var (
 	features = ldstoreimpl.Features()
 	segments = ldstoreimpl.Segments()
