@@ -1,0 +1,464 @@
+// Package faults puts DynamoDB's failures between an AWS client and a local DynamoDB server, for
+// tests: throttling and server errors with DynamoDB's own error bodies, BatchWriteItem calls
+// that process only part of their items, connection resets before or after the server saw a
+// request, and latency. The local servers never fail this way on their own.
+//
+// An Injector is an http.RoundTripper. Give it to a client with ClientOption:
+//
+//	inj := faults.New(seed, nil)
+//	inj.Set("BatchWriteItem", faults.Fault{ThrottleRate: 0.2, UnprocessedRate: 0.3})
+//	store := lddynamodb.DataStore(table).
+//		ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint, inj.ClientOption())
+//
+// Each call gets the next action scripted for its operation (Script), if any, and otherwise a
+// random one drawn from the operation's Fault with the seeded generator, so a seed replays the
+// same faults for the same sequence of calls. Every call is recorded (Calls, CountByOp).
+//
+// Requests are forwarded as they are, except a partial BatchWriteItem, whose body is rewritten
+// after the client signed it: that suits local servers, which do not check signatures, and would
+// be refused by AWS.
+package faults
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// Action is what the Injector does with one call.
+type Action int
+
+// The actions. The error actions answer without forwarding the request, as DynamoDB does when it
+// throttles or fails before doing any work.
+const (
+	// Pass forwards the call unchanged.
+	Pass Action = iota
+	// ProvisionedThroughputExceeded answers HTTP 400 ProvisionedThroughputExceededException.
+	ProvisionedThroughputExceeded
+	// Throttling answers HTTP 400 ThrottlingException.
+	Throttling
+	// RequestLimitExceeded answers HTTP 400 RequestLimitExceeded.
+	RequestLimitExceeded
+	// InternalServerError answers HTTP 500 InternalServerError.
+	InternalServerError
+	// ServiceUnavailable answers HTTP 503 ServiceUnavailable.
+	ServiceUnavailable
+	// Unprocessed forwards a random part of a BatchWriteItem's requests (possibly none, never
+	// all) and returns the others in UnprocessedItems. Other operations pass.
+	Unprocessed
+	// ResetBefore fails the call with a connection reset; the server never sees it.
+	ResetBefore
+	// ResetAfter forwards the call, lets the server finish it, and then fails it with a
+	// connection reset, so the client cannot know that it succeeded.
+	ResetAfter
+)
+
+var actionNames = [...]string{"Pass", "ProvisionedThroughputExceeded", "Throttling", "RequestLimitExceeded",
+	"InternalServerError", "ServiceUnavailable", "Unprocessed", "ResetBefore", "ResetAfter"}
+
+func (a Action) String() string {
+	if a < 0 || int(a) >= len(actionNames) {
+		return "Action(" + strconv.Itoa(int(a)) + ")"
+	}
+	return actionNames[a]
+}
+
+// errorReply is a DynamoDB error response, as DynamoDB sends it.
+type errorReply struct {
+	status  int
+	typ     string
+	message string
+}
+
+var errorReplies = map[Action]errorReply{
+	ProvisionedThroughputExceeded: {400, "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+		"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."},
+	Throttling: {400, "com.amazon.coral.availability#ThrottlingException",
+		"Rate of requests exceeds the allowed throughput."},
+	RequestLimitExceeded: {400, "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
+		"Throughput exceeds the current throughput limit for your account. Please contact AWS Support at https://aws.amazon.com/support request a limit increase"},
+	InternalServerError: {500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error"},
+	ServiceUnavailable:  {503, "com.amazonaws.dynamodb.v20120810#ServiceUnavailableException", "Service Unavailable"},
+}
+
+// Fault describes the random faults of an operation. The rates are probabilities per call,
+// drawn in the order ResetBefore, Throttle, Error, Unprocessed, ResetAfter; if they add up to
+// more than 1, the later ones get what is left.
+type Fault struct {
+	// ThrottleRate answers ProvisionedThroughputExceeded, Throttling or RequestLimitExceeded,
+	// chosen at random.
+	ThrottleRate float64
+	// ErrorRate answers InternalServerError (500) or ServiceUnavailable (503), chosen at random.
+	ErrorRate float64
+	// UnprocessedRate is the fraction of BatchWriteItem calls that process only part of their
+	// items (Unprocessed).
+	UnprocessedRate float64
+	// ResetBeforeRate resets the connection before the server sees the call.
+	ResetBeforeRate float64
+	// ResetAfterRate resets the connection after the server has done the call.
+	ResetAfterRate float64
+	// Latency delays every call before anything else happens (or until its context ends).
+	Latency time.Duration
+	// Outage fails every call with a connection reset before it reaches the server, as when
+	// DynamoDB cannot be reached at all; the rates are then ignored.
+	Outage bool
+}
+
+// Call is the record of one call that the Injector received.
+type Call struct {
+	// Op is the DynamoDB operation, such as "GetItem", from the X-Amz-Target header.
+	Op string
+	// Action is what the Injector did.
+	Action Action
+	// Forwarded says whether the server received the call (or the forwarded part of it).
+	Forwarded bool
+	// Items is the number of write requests in a BatchWriteItem call, and Unprocessed how many
+	// of them the Injector handed back without forwarding them.
+	Items, Unprocessed int
+	// Status is the HTTP status the client got, or 0 if it got an error instead.
+	Status int
+}
+
+// Injector is an http.RoundTripper that injects faults into DynamoDB calls. It is safe for
+// concurrent use.
+type Injector struct {
+	next http.RoundTripper
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	faults   map[string]Fault // by operation, "" for every operation without its own
+	scripts  map[string][]Action
+	calls    []Call
+	requests int // numbers the fake request IDs
+}
+
+// New returns an Injector that draws its random faults from seed and sends what it forwards to
+// next; a nil next is a transport of its own, which CloseIdleConnections releases.
+func New(seed int64, next http.RoundTripper) *Injector {
+	if next == nil {
+		next = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	return &Injector{
+		next:    next,
+		rng:     rand.New(rand.NewSource(seed)),
+		faults:  map[string]Fault{},
+		scripts: map[string][]Action{},
+	}
+}
+
+// ClientOption makes a DynamoDB client send its calls through the Injector; pass it to
+// dynamodb.NewFromConfig or a store's ClientOptions.
+func (i *Injector) ClientOption() func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: i} }
+}
+
+// Set sets the random faults of one operation ("GetItem", "BatchWriteItem", ...), or with op ""
+// of every operation that has none of its own.
+func (i *Injector) Set(op string, f Fault) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.faults[op] = f
+}
+
+// SetAll sets the random faults of every operation, replacing those of single operations.
+func (i *Injector) SetAll(f Fault) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.faults = map[string]Fault{"": f}
+}
+
+// Script queues actions for the next calls of an operation (op "" for the next calls of any
+// operation that has no script of its own), one per call, before any random fault applies.
+func (i *Injector) Script(op string, actions ...Action) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.scripts[op] = append(i.scripts[op], actions...)
+}
+
+// Clear removes every fault and script, so that calls pass; the record of calls is kept.
+func (i *Injector) Clear() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.faults = map[string]Fault{}
+	i.scripts = map[string][]Action{}
+}
+
+// Calls returns the record of every call so far, in the order they arrived.
+func (i *Injector) Calls() []Call {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return append([]Call(nil), i.calls...)
+}
+
+// CountByOp returns how many calls of each operation arrived.
+func (i *Injector) CountByOp() map[string]int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	counts := map[string]int{}
+	for _, c := range i.calls {
+		counts[c.Op]++
+	}
+	return counts
+}
+
+// CloseIdleConnections closes the idle connections of the transport the Injector forwards to.
+func (i *Injector) CloseIdleConnections() {
+	if c, ok := i.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// opOf reads the operation from a request's X-Amz-Target header ("DynamoDB_20120810.GetItem").
+func opOf(req *http.Request) string {
+	target := req.Header.Get("X-Amz-Target")
+	return target[strings.LastIndex(target, ".")+1:]
+}
+
+// choose picks the action for a call of op.
+func (i *Injector) choose(op string) (Action, time.Duration) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	f, ok := i.faults[op]
+	if !ok {
+		f = i.faults[""]
+	}
+	for _, name := range []string{op, ""} {
+		if script := i.scripts[name]; len(script) > 0 {
+			i.scripts[name] = script[1:]
+			return script[0], f.Latency
+		}
+	}
+	if f.Outage {
+		return ResetBefore, f.Latency
+	}
+	r := i.rng.Float64()
+	for _, c := range []struct {
+		rate    float64
+		actions []Action
+	}{
+		{f.ResetBeforeRate, []Action{ResetBefore}},
+		{f.ThrottleRate, []Action{ProvisionedThroughputExceeded, Throttling, RequestLimitExceeded}},
+		{f.ErrorRate, []Action{InternalServerError, ServiceUnavailable}},
+		{f.UnprocessedRate, []Action{Unprocessed}},
+		{f.ResetAfterRate, []Action{ResetAfter}},
+	} {
+		if r < c.rate {
+			action := c.actions[i.rng.Intn(len(c.actions))]
+			if action == Unprocessed && op != "BatchWriteItem" {
+				action = Pass
+			}
+			return action, f.Latency
+		}
+		r -= c.rate
+	}
+	return Pass, f.Latency
+}
+
+func (i *Injector) record(c Call) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.calls = append(i.calls, c)
+}
+
+// RoundTrip applies the next action to one call.
+func (i *Injector) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := readBody(req)
+	if err != nil {
+		return nil, err
+	}
+	call := Call{Op: opOf(req)}
+	var latency time.Duration
+	call.Action, latency = i.choose(call.Op)
+	if latency > 0 {
+		timer := time.NewTimer(latency)
+		select {
+		case <-req.Context().Done():
+			timer.Stop()
+			i.record(call)
+			return nil, req.Context().Err()
+		case <-timer.C:
+		}
+	}
+	resp, err := i.apply(req, body, call.Action, &call)
+	if resp != nil {
+		call.Status = resp.StatusCode
+	}
+	i.record(call)
+	return resp, err
+}
+
+func (i *Injector) apply(req *http.Request, body []byte, action Action, call *Call) (*http.Response, error) {
+	switch action {
+	case ResetBefore:
+		return nil, connectionReset()
+	case ProvisionedThroughputExceeded, Throttling, RequestLimitExceeded, InternalServerError, ServiceUnavailable:
+		e := errorReplies[action]
+		reply, _ := json.Marshal(map[string]string{"__type": e.typ, "message": e.message})
+		return i.response(req, e.status, reply), nil
+	case Unprocessed:
+		if call.Op == "BatchWriteItem" {
+			return i.partialBatch(req, body, call)
+		}
+	}
+	call.Forwarded = true
+	call.Items = countWrites(call.Op, body)
+	resp, err := i.forward(req, body)
+	if err != nil || action != ResetAfter {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil, connectionReset()
+}
+
+// batchRequest is a BatchWriteItem request or response with its write requests unparsed.
+type batchRequest = map[string][]json.RawMessage
+
+func countWrites(op string, body []byte) int {
+	if op != "BatchWriteItem" {
+		return 0
+	}
+	var in struct{ RequestItems batchRequest }
+	if json.Unmarshal(body, &in) != nil {
+		return 0
+	}
+	n := 0
+	for _, reqs := range in.RequestItems {
+		n += len(reqs)
+	}
+	return n
+}
+
+// partialBatch forwards a random part of a BatchWriteItem's requests and adds the others to the
+// UnprocessedItems of the response.
+func (i *Injector) partialBatch(req *http.Request, body []byte, call *Call) (*http.Response, error) {
+	var in map[string]json.RawMessage
+	var items batchRequest
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, fmt.Errorf("faults: BatchWriteItem body: %w", err)
+	}
+	if err := json.Unmarshal(in["RequestItems"], &items); err != nil {
+		return nil, fmt.Errorf("faults: BatchWriteItem RequestItems: %w", err)
+	}
+	type write struct {
+		table string
+		req   json.RawMessage
+	}
+	var all []write
+	for table, reqs := range items {
+		for _, r := range reqs {
+			all = append(all, write{table, r})
+		}
+	}
+	call.Items = len(all)
+	forwarded, held := batchRequest{}, batchRequest{}
+	i.mu.Lock()
+	keep := 0 // how many to forward: 0 to all but one
+	if len(all) > 0 {
+		keep = i.rng.Intn(len(all))
+	}
+	order := i.rng.Perm(len(all))
+	i.mu.Unlock()
+	for n, idx := range order {
+		w := all[idx]
+		if n < keep {
+			forwarded[w.table] = append(forwarded[w.table], w.req)
+		} else {
+			held[w.table] = append(held[w.table], w.req)
+			call.Unprocessed++
+		}
+	}
+	out := map[string]json.RawMessage{}
+	if keep > 0 {
+		call.Forwarded = true
+		in["RequestItems"], _ = json.Marshal(forwarded)
+		newBody, _ := json.Marshal(in)
+		resp, err := i.forward(req, newBody)
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return i.response(req, resp.StatusCode, data), nil
+		}
+		if err := json.Unmarshal(data, &out); err != nil {
+			return nil, fmt.Errorf("faults: BatchWriteItem response: %w", err)
+		}
+		var unprocessed batchRequest
+		if raw, ok := out["UnprocessedItems"]; ok {
+			if err := json.Unmarshal(raw, &unprocessed); err != nil {
+				return nil, fmt.Errorf("faults: BatchWriteItem UnprocessedItems: %w", err)
+			}
+		}
+		for table, reqs := range unprocessed {
+			held[table] = append(held[table], reqs...)
+		}
+	}
+	out["UnprocessedItems"], _ = json.Marshal(held)
+	data, _ := json.Marshal(out)
+	return i.response(req, http.StatusOK, data), nil
+}
+
+// forward sends a request with the given body to the server.
+func (i *Injector) forward(req *http.Request, body []byte) (*http.Response, error) {
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	out.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return i.next.RoundTrip(out)
+}
+
+// response is a reply as DynamoDB makes it, with the CRC32 header that the AWS SDK checks.
+func (i *Injector) response(req *http.Request, status int, body []byte) *http.Response {
+	i.mu.Lock()
+	i.requests++
+	id := fmt.Sprintf("FAULTS%026d", i.requests)
+	i.mu.Unlock()
+	header := http.Header{}
+	header.Set("Content-Type", "application/x-amz-json-1.0")
+	header.Set("Content-Length", strconv.Itoa(len(body)))
+	header.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
+	header.Set("X-Amzn-Requestid", id)
+	return &http.Response{
+		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        header,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
+}
+
+func readBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil {
+		return nil, nil
+	}
+	defer req.Body.Close()
+	return io.ReadAll(req.Body)
+}
+
+// connectionReset is the error a client sees when the server resets the connection.
+func connectionReset() error {
+	return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+}

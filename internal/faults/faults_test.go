@@ -1,0 +1,220 @@
+package faults_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb/internal/faults"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m))
+}
+
+// client is a client of the test server through inj, without the AWS SDK's retries, so that
+// every injected fault reaches the caller.
+func client(inj *faults.Injector) *dynamodb.Client {
+	return dynamodb.NewFromConfig(testenv.AWSConfig(), testenv.WithEndpoint, inj.ClientOption(),
+		func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
+}
+
+func key(k string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"namespace": &types.AttributeValueMemberS{Value: "ns"},
+		"key":       &types.AttributeValueMemberS{Value: k},
+	}
+}
+
+func row(k string) map[string]types.AttributeValue {
+	r := key(k)
+	r["version"] = &types.AttributeValueMemberN{Value: "1"}
+	return r
+}
+
+func exists(t *testing.T, table, k string) bool {
+	t.Helper()
+	out, err := testenv.Client().GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String(table), Key: key(k), ConsistentRead: aws.Bool(true)})
+	require.NoError(t, err)
+	return out.Item != nil
+}
+
+func TestErrorRepliesAreDynamoDBErrors(t *testing.T) {
+	table := testenv.NewTable(t)
+	for _, tc := range []struct {
+		action faults.Action
+		code   string
+		status int
+	}{
+		{faults.ProvisionedThroughputExceeded, "ProvisionedThroughputExceededException", 400},
+		{faults.Throttling, "ThrottlingException", 400},
+		{faults.RequestLimitExceeded, "RequestLimitExceeded", 400},
+		{faults.InternalServerError, "InternalServerError", 500},
+		{faults.ServiceUnavailable, "ServiceUnavailableException", 503},
+	} {
+		t.Run(tc.action.String(), func(t *testing.T) {
+			inj := faults.New(1, nil)
+			inj.Script("PutItem", tc.action)
+			_, err := client(inj).PutItem(context.Background(), &dynamodb.PutItemInput{
+				TableName: aws.String(table), Item: row(tc.code)})
+			var apiErr smithy.APIError
+			require.ErrorAs(t, err, &apiErr)
+			assert.Equal(t, tc.code, apiErr.ErrorCode())
+			assert.False(t, exists(t, table, tc.code), "the server must not have seen the call")
+			assert.Equal(t, []faults.Call{{Op: "PutItem", Action: tc.action, Status: tc.status}}, inj.Calls())
+		})
+	}
+	t.Run("modeled type", func(t *testing.T) {
+		inj := faults.New(1, nil)
+		inj.Script("GetItem", faults.ProvisionedThroughputExceeded)
+		_, err := client(inj).GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: key("x")})
+		var pte *types.ProvisionedThroughputExceededException
+		assert.ErrorAs(t, err, &pte)
+	})
+}
+
+func TestSDKRetriesInjectedThrottles(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	inj.Script("PutItem", faults.Throttling, faults.InternalServerError)
+	c := dynamodb.NewFromConfig(testenv.AWSConfig(), testenv.WithEndpoint, inj.ClientOption(),
+		func(o *dynamodb.Options) { o.RetryMaxAttempts = 3 })
+	_, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row("a")})
+	require.NoError(t, err)
+	assert.True(t, exists(t, table, "a"))
+	assert.Equal(t, map[string]int{"PutItem": 3}, inj.CountByOp())
+}
+
+func TestUnprocessedForwardsOnlyPartOfABatch(t *testing.T) {
+	table := testenv.NewTable(t)
+	for seed := int64(1); seed <= 5; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			inj := faults.New(seed, nil)
+			inj.Script("BatchWriteItem", faults.Unprocessed)
+			var writes []types.WriteRequest
+			for n := range 25 {
+				writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: row(fmt.Sprintf("%d-%d", seed, n))}})
+			}
+			out, err := client(inj).BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{
+				RequestItems: map[string][]types.WriteRequest{table: writes}})
+			require.NoError(t, err)
+			handedBack := map[string]bool{}
+			for _, w := range out.UnprocessedItems[table] {
+				handedBack[w.PutRequest.Item["key"].(*types.AttributeValueMemberS).Value] = true
+			}
+			calls := inj.Calls()
+			require.Len(t, calls, 1)
+			assert.Equal(t, 25, calls[0].Items)
+			assert.Equal(t, len(handedBack), calls[0].Unprocessed)
+			assert.NotZero(t, len(handedBack), "a partial batch hands back at least one item")
+			for n := range 25 {
+				k := fmt.Sprintf("%d-%d", seed, n)
+				assert.NotEqual(t, handedBack[k], exists(t, table, k), "item %s must be written or handed back, not both", k)
+			}
+		})
+	}
+}
+
+func TestResets(t *testing.T) {
+	table := testenv.NewTable(t)
+	for _, tc := range []struct {
+		action      faults.Action
+		serverSawIt bool
+	}{
+		{faults.ResetBefore, false},
+		{faults.ResetAfter, true},
+	} {
+		t.Run(tc.action.String(), func(t *testing.T) {
+			inj := faults.New(1, nil)
+			inj.Script("", tc.action)
+			_, err := client(inj).PutItem(context.Background(), &dynamodb.PutItemInput{
+				TableName: aws.String(table), Item: row(tc.action.String())})
+			require.ErrorContains(t, err, "connection reset")
+			assert.Equal(t, tc.serverSawIt, exists(t, table, tc.action.String()))
+			assert.Equal(t, []faults.Call{{Op: "PutItem", Action: tc.action, Forwarded: tc.serverSawIt}}, inj.Calls())
+		})
+	}
+}
+
+func TestOutageAndClear(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	c := client(inj)
+	get := func() error {
+		_, err := c.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: key("x")})
+		return err
+	}
+	inj.SetAll(faults.Fault{Outage: true})
+	for range 3 {
+		assert.ErrorContains(t, get(), "connection reset")
+	}
+	inj.Clear()
+	assert.NoError(t, get())
+	assert.Equal(t, map[string]int{"GetItem": 4}, inj.CountByOp())
+}
+
+func TestPerOperationFaultsWinOverTheDefault(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	inj.Set("", faults.Fault{Outage: true})
+	inj.Set("GetItem", faults.Fault{})
+	c := client(inj)
+	_, err := c.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: key("x")})
+	assert.NoError(t, err)
+	_, err = c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row("x")})
+	assert.ErrorContains(t, err, "connection reset")
+}
+
+func TestLatencyEndsWithTheContext(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	inj.SetAll(faults.Fault{Latency: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err := client(inj).GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: key("x")})
+	assert.True(t, errors.Is(err, context.DeadlineExceeded), "got %v", err)
+}
+
+func TestRatesAreSeededAndRoughlyKept(t *testing.T) {
+	table := testenv.NewTable(t)
+	f := faults.Fault{ThrottleRate: 0.2, ErrorRate: 0.1, ResetBeforeRate: 0.1, ResetAfterRate: 0.1}
+	run := func(seed int64) []faults.Action {
+		inj := faults.New(seed, nil)
+		inj.SetAll(f)
+		c := client(inj)
+		for range 400 {
+			_, _ = c.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: key("x")})
+		}
+		var actions []faults.Action
+		for _, call := range inj.Calls() {
+			actions = append(actions, call.Action)
+		}
+		return actions
+	}
+	first := run(7)
+	assert.Equal(t, first, run(7), "a seed replays the same faults")
+	counts := map[faults.Action]int{}
+	for _, a := range first {
+		counts[a]++
+	}
+	throttles := counts[faults.ProvisionedThroughputExceeded] + counts[faults.Throttling] + counts[faults.RequestLimitExceeded]
+	// 400 draws: each share lies well within these bounds unless the rates are ignored.
+	assert.InDelta(t, 80, throttles, 40)
+	assert.InDelta(t, 40, counts[faults.InternalServerError]+counts[faults.ServiceUnavailable], 25)
+	assert.InDelta(t, 40, counts[faults.ResetBefore], 25)
+	assert.InDelta(t, 40, counts[faults.ResetAfter], 25)
+	assert.InDelta(t, 200, counts[faults.Pass], 50)
+	assert.Zero(t, counts[faults.Unprocessed], "only BatchWriteItem calls are made partial")
+}
