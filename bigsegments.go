@@ -111,7 +111,7 @@ func (s *bigSegmentStore) GetMetadata() (subsystems.BigSegmentStoreMetadata, err
 	}
 	var synced uint64
 	switch v := row[bigSegmentsSyncTimeAttr].(type) {
-	case nil:
+	case nil: // never synchronized
 	case *types.AttributeValueMemberN:
 		if synced, err = strconv.ParseUint(v.Value, 10, 64); err != nil {
 			return subsystems.BigSegmentStoreMetadata{}, s.rowError(key, key,

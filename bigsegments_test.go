@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -552,5 +553,25 @@ func TestBigSegmentsEndToEndWithoutSynchronization(t *testing.T) {
 			assert.Equal(t, tc.wantValue, value)
 			assert.Equal(t, tc.wantReason, status)
 		})
+	}
+}
+
+// Big segments: the Relay Proxy writes segment membership to the table, under the same prefix as
+// the environment's flags, and the SDK reads it there.
+func ExampleBigSegmentStore() {
+	config := ld.Config{
+		DataStore: ldcomponents.PersistentDataStore(
+			lddynamodb.DataStore("my-table").Prefix("production")).CacheSeconds(30),
+		BigSegments: ldcomponents.BigSegments(
+			lddynamodb.BigSegmentStore("my-table").Prefix("production")),
+	}
+	client, err := ld.MakeCustomClient("your-sdk-key", config, 5*time.Second)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	if status := client.GetBigSegmentStoreStatusProvider().GetStatus(); !status.Available || status.Stale {
+		fmt.Printf("big segments are not up to date: %+v\n", status)
 	}
 }
