@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -56,7 +57,7 @@ func checkLoopback(endpoint string) error {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	if strings.HasSuffix(host, ".amazonaws.com") || host == "localhost" {
+	if onAWS() || host == "localhost" {
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
@@ -65,12 +66,23 @@ func checkLoopback(endpoint string) error {
 	return fmt.Errorf("testenv: %s=%s is neither loopback nor AWS", EndpointVariable, endpoint)
 }
 
+func onAWS() bool {
+	return strings.HasSuffix(strings.TrimSuffix(endpoint, "/"), ".amazonaws.com")
+}
+
 // Endpoint is the base URL of the DynamoDB API under test.
 func Endpoint() string { return endpoint }
 
 // AWSConfig is a configuration with static fake credentials and a fixed region, and no endpoint:
-// give it one with WithEndpoint.
+// give it one with WithEndpoint. Against AWS itself it is the default configuration chain, so
+// real credentials and region come from the environment.
 func AWSConfig() aws.Config {
+	if onAWS() {
+		cfg, err := config.LoadDefaultConfig(context.Background())
+		if err == nil {
+			return cfg
+		}
+	}
 	return aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
