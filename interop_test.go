@@ -1,0 +1,119 @@
+package lddynamodb_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/testhelpers/ldtestdata"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+// daemonClient is an SDK client in daemon mode: it reads flags only from the store, never from
+// LaunchDarkly.
+func daemonClient(t *testing.T, store subsystems.ComponentConfigurer[subsystems.PersistentDataStore], cacheSeconds int) *ld.LDClient {
+	t.Helper()
+	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
+		DataSource: ldcomponents.ExternalUpdatesOnly(),
+		DataStore:  ldcomponents.PersistentDataStore(store).CacheSeconds(cacheSeconds),
+		Events:     ldcomponents.NoEvents(),
+		Logging:    ldcomponents.NoLogging(),
+	}, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// TestReadsRowsThatOtherSDKsWrote loads rows as each peer store writes them and evaluates them
+// with a real SDK client.
+func TestReadsRowsThatOtherSDKsWrote(t *testing.T) {
+	user := ldcontext.New("user-1")
+	tests := []struct {
+		file       string
+		prefix     string
+		rows       int
+		offFlag    bool
+		deleted    []string // deleted flags, tombstones in the table
+		segmentKey string
+	}{
+		{file: "go-relay.json", prefix: "relay-env", rows: 4, offFlag: true, deleted: []string{"deleted-flag"}, segmentKey: "beta"},
+		{file: "node.json", rows: 4, deleted: []string{"deleted-flag", "omitted-item"}, segmentKey: "beta"},
+		{file: "java-dotnet.json", prefix: "java", rows: 3, deleted: []string{"deleted-flag"}},
+		{file: "python-ruby.json", prefix: "py", rows: 2, deleted: []string{"deleted-flag"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			rows, err := testenv.LoadRows(filepath.Join("testdata", "rows", tt.file))
+			require.NoError(t, err)
+			table := testenv.NewTable(t)
+			for _, row := range rows {
+				testenv.PutRow(t, table, row)
+			}
+			builder := dataStore(table).Prefix(tt.prefix)
+
+			store, _ := testenv.Build(t, builder)
+			assert.True(t, store.IsInitialized())
+			flags, err := store.GetAll(features)
+			require.NoError(t, err)
+			segs, err := store.GetAll(segments)
+			require.NoError(t, err)
+			assert.Len(t, append(flags, segs...), tt.rows)
+
+			client := daemonClient(t, builder, 30)
+			require.True(t, client.Initialized())
+			value, err := client.BoolVariation("on-flag", user, false)
+			require.NoError(t, err)
+			assert.True(t, value)
+			if tt.offFlag {
+				_, detail, _ := client.BoolVariationDetail("off-flag", user, true)
+				assert.Equal(t, ldreason.EvalReasonOff, detail.Reason.GetKind())
+			}
+			for _, key := range tt.deleted {
+				_, detail, _ := client.BoolVariationDetail(key, user, false)
+				assert.Equal(t, ldreason.EvalErrorFlagNotFound, detail.Reason.GetErrorKind(), key)
+			}
+			state := client.AllFlagsState(user)
+			assert.True(t, state.IsValid(), "one odd tombstone must not break reading all flags")
+			assert.Contains(t, state.ToValuesMap(), "on-flag")
+		})
+	}
+}
+
+// TestDaemonModeReadsWhatAnotherClientWrote runs the product end to end: one SDK client gets flags
+// from a data source and persists them; another, in daemon mode, evaluates them from the table.
+func TestDaemonModeReadsWhatAnotherClientWrote(t *testing.T) {
+	table := testenv.NewTable(t)
+	td := ldtestdata.DataSource()
+	td.Update(td.Flag("checkout").VariationForAll(true))
+	writer, err := ld.MakeCustomClient("sdk-key", ld.Config{
+		DataSource: td,
+		DataStore:  ldcomponents.PersistentDataStore(dataStore(table).Prefix("prod")),
+		Events:     ldcomponents.NoEvents(),
+		Logging:    ldcomponents.NoLogging(),
+	}, 5*time.Second)
+	require.NoError(t, err)
+	defer writer.Close()
+
+	reader := daemonClient(t, dataStore(table).Prefix("prod"), 1)
+	user := ldcontext.New("someone")
+	value, err := reader.BoolVariation("checkout", user, false)
+	require.NoError(t, err)
+	assert.True(t, value)
+
+	td.Update(td.Flag("checkout").VariationForAll(false))
+	assert.Eventually(t, func() bool {
+		value, _ := reader.BoolVariation("checkout", user, true)
+		return !value
+	}, 10*time.Second, 50*time.Millisecond, "the reader sees the update once its 1 s cache expires")
+
+	status := reader.GetDataStoreStatusProvider().GetStatus()
+	assert.True(t, status.Available)
+}
