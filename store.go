@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// maxUnprocessedBackoff caps the wait between retries of a batch's unprocessed items.
-const maxUnprocessedBackoff = 5 * time.Second
+// maxRetryBackoff caps the wait between Init's retries of throttled or unprocessed writes.
+const maxRetryBackoff = 5 * time.Second
 
 // store is the DynamoDB PersistentDataStore.
 //
@@ -119,7 +119,12 @@ func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
 		return s.errorf(err, "init")
 	}
 	// The marker goes last, so that a store that failed halfway never reads as initialized.
-	if err := s.put(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: initedRowKey(s.prefix)}); err != nil {
+	marker := &dynamodb.PutItemInput{TableName: &s.table, Item: initedRowKey(s.prefix)}
+	err := retryUntilDone(ctx, func() (bool, error) {
+		err := s.put(ctx, marker)
+		return err == nil, err
+	})
+	if err != nil {
 		return s.errorf(err, "init: writing the initialized marker")
 	}
 	s.stale.replaceAll(allData)
@@ -189,28 +194,37 @@ func (s *store) batchWrite(ctx context.Context, writes []types.WriteRequest) err
 	return group.Wait()
 }
 
-// writeBatch sends one batch and then its UnprocessedItems, with jittered exponential backoff,
-// until all are written or ctx ends. DynamoDB hands items back unprocessed when it throttles, so
-// giving up on them would silently lose data.
+// writeBatch sends one batch and then its UnprocessedItems until all are written or ctx ends.
+// DynamoDB hands items back unprocessed when it throttles, so giving up on them would silently
+// lose data; a call that fails transiently (after the AWS SDK's own retries) is sent again too.
 func (s *store) writeBatch(ctx context.Context, batch []types.WriteRequest) error {
-	backoff := retry.NewExponentialJitterBackoff(maxUnprocessedBackoff)
 	pending := map[string][]types.WriteRequest{s.table: batch}
-	for attempt := 1; ; attempt++ {
+	return retryUntilDone(ctx, func() (bool, error) {
 		out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending}, s.callOpts...)
 		if err != nil {
-			return err
+			return false, err
 		}
 		pending = out.UnprocessedItems
-		if len(pending[s.table]) == 0 {
-			return nil
-		}
-		delay, err := backoff.BackoffDelay(attempt, nil)
-		if err != nil {
+		return len(pending[s.table]) == 0, nil
+	})
+}
+
+// retryUntilDone calls attempt, with jittered exponential backoff between calls, until it reports
+// done, fails with an error that no retry can fix, or ctx ends (an error naming the last failure).
+func retryUntilDone(ctx context.Context, attempt func() (done bool, err error)) error {
+	backoff := retry.NewExponentialJitterBackoff(maxRetryBackoff)
+	for n := 1; ; n++ {
+		done, err := attempt()
+		if done || (err != nil && !isTransient(err)) {
 			return err
 		}
+		delay, _ := backoff.BackoffDelay(n, err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d items still unprocessed: %w", len(pending[s.table]), ctx.Err())
+			if err == nil {
+				err = errors.New("items still unprocessed")
+			}
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		case <-time.After(delay):
 		}
 	}
