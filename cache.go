@@ -20,8 +20,10 @@ import (
 //
 // Errors that no retry fixes (a missing table, access denied, a bad request, an undecodable row)
 // are always returned. A deleted item is remembered as deleted, so it never comes back. The first
-// read served stale in an outage logs a warning; each one is counted in Metrics.StaleReads.
-// IsStoreAvailable still reports the truth.
+// read served stale in an outage logs a warning; each one is counted in Metrics.StaleReads, and
+// each failed call in Metrics.Errors. IsStoreAvailable still reports the truth, but the SDK only
+// asks it after a read has failed, so while stale data answers every read the SDK's
+// DataStoreStatusProvider keeps reporting the store as available: watch the warning and Metrics.
 //
 // Cost: one entry per flag or segment key the store has read or written (the serialized item, as
 // large as the item itself: about as much memory again as the SDK's own cache of the same data),
@@ -89,7 +91,8 @@ func (k *staleKind) setLocked(key string, item ldstoretypes.SerializedItemDescri
 	k.items[key] = staleItem{item: item, at: at}
 }
 
-// succeededLocked ends an outage, if one was being served around.
+// succeededLocked ends an outage, if one was being served around: any successful read or write
+// shows that DynamoDB answers again, so the next outage gets its own warning.
 func (c *staleCache) succeededLocked() {
 	if c.outage {
 		c.outage = false
@@ -149,6 +152,7 @@ func (c *staleCache) replaceAll(allData []ldstoretypes.SerializedCollection) {
 		}
 		k.complete = now
 	}
+	c.succeededLocked()
 }
 
 // item answers a failed Get: the known item if the failure is transient and the item fresh

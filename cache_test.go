@@ -439,6 +439,11 @@ func TestStaleCacheWarnsOncePerOutage(t *testing.T) {
 	_, err := c.item(scFeatures, "f", unmaskedErrors[0].err)
 	require.Error(t, err)
 	assert.Len(t, c.log.GetOutput(ldlog.Warn), 2, "an error that is returned is not warned about here")
+
+	c.replaceAll([]ldstoretypes.SerializedCollection{{Kind: scFeatures, Items: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2"))}}})
+	assert.Len(t, c.log.GetOutput(ldlog.Info), 2, "a successful Init ends the outage too")
+	serve(1)
+	assert.Len(t, c.log.GetOutput(ldlog.Warn), 3, "one more warning for the third outage")
 }
 
 func TestStaleCacheConcurrentUse(t *testing.T) {
