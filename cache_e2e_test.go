@@ -1,0 +1,357 @@
+package lddynamodb_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/faults"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+// cacheFallback is the default value of every evaluation in these tests: seeing it means the flag
+// could not be evaluated.
+const cacheFallback = "fallback"
+
+var cacheUser = ldcontext.New("user-1")
+
+// cacheFlag is a flag that serves value to everyone, or, with a segment, "beta" to the
+// segment's members.
+func cacheFlag(key string, version int, value, segment string) ldstoretypes.KeyedSerializedItemDescriptor {
+	b := ldbuilders.NewFlagBuilder(key).Version(version).On(true).
+		Variations(ldvalue.String(value), ldvalue.String("beta")).FallthroughVariation(0).OffVariation(0)
+	if segment != "" {
+		b.AddRule(ldbuilders.NewRuleBuilder().ID("members").Variation(1).Clauses(ldbuilders.SegmentMatchClause(segment)))
+	}
+	flag := b.Build()
+	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
+		Version:        version,
+		SerializedItem: ldstoreimpl.Features().Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &flag}),
+	}}
+}
+
+// cacheSegment is a segment whose only member is cacheUser.
+func cacheSegment(key string, version int) ldstoretypes.KeyedSerializedItemDescriptor {
+	segment := ldbuilders.NewSegmentBuilder(key).Version(version).Included(cacheUser.Key()).Build()
+	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
+		Version:        version,
+		SerializedItem: ldstoreimpl.Segments().Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &segment}),
+	}}
+}
+
+// cacheStore builds a store outside any SDK client, as the Relay Proxy or a test probe uses one,
+// and closes it when the test ends.
+func cacheStore(t *testing.T, b *lddynamodb.DataStoreBuilder) subsystems.PersistentDataStore {
+	t.Helper()
+	ctx := subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: ldlog.NewDisabledLoggers()}}
+	store, err := b.Build(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+// cacheClient is an SDK client in daemon mode: it reads flags from the store behind the SDK's
+// cache with the given TTL, and never connects to LaunchDarkly.
+func cacheClient(t *testing.T, store *lddynamodb.DataStoreBuilder, cacheSeconds int) (*ld.LDClient, *ldlogtest.MockLog) {
+	t.Helper()
+	mockLog := ldlogtest.NewMockLog()
+	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
+		DataSource: ldcomponents.ExternalUpdatesOnly(),
+		DataStore:  ldcomponents.PersistentDataStore(store).CacheSeconds(cacheSeconds),
+		Events:     ldcomponents.NoEvents(),
+		Logging:    ldcomponents.Logging().Loggers(mockLog.Loggers),
+	}, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = client.Close()
+		mockLog.DumpIfTestFailed(t)
+	})
+	return client, mockLog
+}
+
+func cacheEval(client *ld.LDClient, key string) string {
+	value, _ := client.StringVariation(key, cacheUser, cacheFallback)
+	return value
+}
+
+func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
+	table := testenv.NewTable(t)
+	writer := cacheStore(t, dataStore(table))
+	want := map[string]string{"f0": "v1", "f1": "v1", "f2": "v1", "f3": "v1", "f-beta": "beta"}
+	flags := []ldstoretypes.KeyedSerializedItemDescriptor{
+		cacheFlag("f0", 1, "v1", ""), cacheFlag("f1", 1, "v1", ""), cacheFlag("f2", 1, "v1", ""),
+		cacheFlag("f3", 1, "v1", ""), cacheFlag("f-beta", 1, "v1", "beta"),
+	}
+	segments := []ldstoretypes.KeyedSerializedItemDescriptor{cacheSegment("beta", 1)}
+	require.NoError(t, writer.Init(cacheInitData(flags, segments)))
+	keys := []string{"f0", "f1", "f2", "f3", "f-beta"}
+
+	t.Run("CacheSeconds(30): warm flags cost nothing", func(t *testing.T) {
+		metrics := &lddynamodb.Metrics{}
+		client, _ := cacheClient(t, dataStore(table).Metrics(metrics), 30)
+		metrics.Reset()
+		for _, key := range keys {
+			require.Equal(t, want[key], cacheEval(client, key), key)
+		}
+		warm := metrics.Snapshot()
+		assert.Equal(t, map[string]int64{"GetItem": int64(len(keys) + 1)}, warm.Calls,
+			"warming up reads each flag and the segment once")
+
+		metrics.Reset()
+		for i := 0; i < 1000; i++ {
+			key := keys[i%len(keys)]
+			if got := cacheEval(client, key); got != want[key] {
+				t.Fatalf("evaluation %d of %s: got %q, want %q", i, key, got, want[key])
+			}
+		}
+		after := metrics.Snapshot()
+		assert.Zero(t, after.TotalCalls(), "1,000 evaluations of warm flags: %v", after.Calls)
+		t.Logf("warm-up: %v; 1,000 warm evaluations: %d DynamoDB calls", warm.Calls, after.TotalCalls())
+	})
+
+	// The SDK's cache has no clock that a test can move, so this part uses a 1-second TTL rather
+	// than waiting 30 seconds: the rule (an entry is read again once its TTL is over) is the same.
+	t.Run("CacheSeconds(1): an update is seen after the TTL", func(t *testing.T) {
+		metrics := &lddynamodb.Metrics{}
+		client, _ := cacheClient(t, dataStore(table).Metrics(metrics), 1)
+		require.Equal(t, "v1", cacheEval(client, "f0"))
+
+		_, err := writer.Upsert(ldstoreimpl.Features(), "f0", cacheFlag("f0", 2, "v2", "").Item)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return cacheEval(client, "f0") == "v2" }, 30*time.Second, 20*time.Millisecond)
+		assert.Positive(t, metrics.Snapshot().Calls["GetItem"])
+	})
+}
+
+// cacheInitData is what Init takes: the given flags and segments.
+func cacheInitData(flags, segments []ldstoretypes.KeyedSerializedItemDescriptor) []ldstoretypes.SerializedCollection {
+	return []ldstoretypes.SerializedCollection{
+		{Kind: ldstoreimpl.Features(), Items: flags},
+		{Kind: ldstoreimpl.Segments(), Items: segments},
+	}
+}
+
+// TestDaemonModeOutage runs a daemon-mode client with CacheSeconds(1) through a total DynamoDB
+// outage of at least 5 seconds, with and without StaleIfError, while another process (a writer
+// that does not go through the faults) updates a flag.
+func TestDaemonModeOutage(t *testing.T) {
+	const outage = 5 * time.Second
+	tests := []struct {
+		name         string
+		staleIfError time.Duration
+		// duringOutage is what each flag evaluates to while DynamoDB is down.
+		duringOutage func(key string, values map[string]int, t *testing.T)
+	}{
+		{
+			name:         "with StaleIfError",
+			staleIfError: time.Minute,
+			duringOutage: func(key string, values map[string]int, t *testing.T) {
+				want := map[string]string{"kept": "v1", "updated": "v1", "beta": "beta", "deleted": cacheFallback}[key]
+				assert.Equal(t, []string{want}, cacheValuesSeen(values), "%s: only its last known value", key)
+			},
+		},
+		{
+			name: "without StaleIfError",
+			duringOutage: func(key string, values map[string]int, t *testing.T) {
+				assert.Contains(t, values, cacheFallback, "%s falls back to the default", key)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			table := testenv.NewTable(t)
+			writer := cacheStore(t, dataStore(table))
+			require.NoError(t, writer.Init(cacheInitData(
+				[]ldstoretypes.KeyedSerializedItemDescriptor{
+					cacheFlag("kept", 1, "v1", ""), cacheFlag("updated", 1, "v1", ""),
+					cacheFlag("deleted", 1, "v1", ""), cacheFlag("beta", 1, "v1", "members"),
+				},
+				[]ldstoretypes.KeyedSerializedItemDescriptor{cacheSegment("members", 1)})))
+
+			inj := faults.New(1, nil)
+			t.Cleanup(inj.CloseIdleConnections)
+			metrics := &lddynamodb.Metrics{}
+			reader := dataStore(table).ClientOptions(inj.ClientOption()).Metrics(metrics).StaleIfError(tt.staleIfError)
+			client, mockLog := cacheClient(t, reader, 1)
+			probe := cacheStore(t, dataStore(table).ClientOptions(inj.ClientOption()))
+			keys := []string{"kept", "updated", "deleted", "beta"}
+
+			// The reader sees the flag that is then deleted, and then sees it deleted.
+			require.Equal(t, "v1", cacheEval(client, "deleted"))
+			_, err := writer.Upsert(ldstoreimpl.Features(), "deleted", ldstoretypes.SerializedItemDescriptor{Version: 2, Deleted: true})
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return cacheEval(client, "deleted") == cacheFallback }, 30*time.Second, 20*time.Millisecond)
+			for key, want := range map[string]string{"kept": "v1", "updated": "v1", "beta": "beta"} {
+				require.Equal(t, want, cacheEval(client, key), key)
+			}
+			require.True(t, probe.IsStoreAvailable())
+
+			inj.SetAll(faults.Fault{Outage: true})
+			start := time.Now()
+			assert.False(t, probe.IsStoreAvailable(), "IsStoreAvailable tells the truth during the outage")
+			_, err = writer.Upsert(ldstoreimpl.Features(), "updated", cacheFlag("updated", 2, "v2", "").Item)
+			require.NoError(t, err)
+
+			// The outage lasts 5 seconds, and longer if the reader has not met it yet (so that
+			// a slow machine cannot make the test pass without an outage).
+			seen := map[string]map[string]int{}
+			for _, key := range keys {
+				seen[key] = map[string]int{}
+			}
+			met := func() bool {
+				s := metrics.Snapshot()
+				return s.Errors["GetItem"] > 0 && (tt.staleIfError == 0 || s.StaleReads > 0)
+			}
+			evaluations := 0
+			for time.Since(start) < outage || !met() {
+				require.Less(t, time.Since(start), 2*time.Minute, "the reader never met the outage")
+				for _, key := range keys {
+					seen[key][cacheEval(client, key)]++
+					evaluations++
+				}
+				time.Sleep(time.Millisecond) // paces the loop on a shared machine; no assertion depends on it
+			}
+			inj.Clear()
+			during := metrics.Snapshot()
+			for _, key := range keys {
+				tt.duringOutage(key, seen[key], t)
+			}
+
+			// After the outage, the update written during it appears, and nothing else changed.
+			after := map[string]string{"kept": "v1", "updated": "v2", "beta": "beta", "deleted": cacheFallback}
+			require.Eventually(t, func() bool {
+				for key, want := range after {
+					if cacheEval(client, key) != want {
+						return false
+					}
+				}
+				return true
+			}, 30*time.Second, 20*time.Millisecond)
+			assert.True(t, probe.IsStoreAvailable())
+
+			assert.Positive(t, during.Errors["GetItem"], "the outage shows in the store's error counts")
+			if tt.staleIfError > 0 {
+				assert.Positive(t, during.StaleReads)
+				assert.Len(t, mockLog.GetOutput(ldlog.Warn), 1, "one warning for the outage: %v", mockLog.GetOutput(ldlog.Warn))
+				assert.True(t, mockLog.HasMessageMatch(ldlog.Warn, "serving data up to 1m0s old"))
+				assert.True(t, mockLog.HasMessageMatch(ldlog.Info, "reads succeed again"))
+			} else {
+				assert.Zero(t, during.StaleReads)
+			}
+			t.Logf("outage of %v: %d evaluations, values seen %v; GetItem calls %d, errors %d, stale reads %d; SDK store status after: %+v",
+				time.Since(start).Round(100*time.Millisecond), evaluations, seen, during.Calls["GetItem"], during.Errors["GetItem"],
+				during.StaleReads, client.GetDataStoreStatusProvider().GetStatus())
+		})
+	}
+}
+
+func cacheValuesSeen(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// TestStaleIfErrorMasksEachTransientFault checks that the errors the AWS SDK really returns for
+// DynamoDB's transient failures, after its retries, are answered from the stale cache.
+func TestStaleIfErrorMasksEachTransientFault(t *testing.T) {
+	tests := []struct {
+		name   string
+		action faults.Action
+		fault  faults.Fault
+	}{
+		{name: "ProvisionedThroughputExceededException", action: faults.ProvisionedThroughputExceeded},
+		{name: "ThrottlingException", action: faults.Throttling},
+		{name: "RequestLimitExceeded", action: faults.RequestLimitExceeded},
+		{name: "HTTP 500", action: faults.InternalServerError},
+		{name: "HTTP 503", action: faults.ServiceUnavailable},
+		{name: "connection reset", action: faults.ResetBefore},
+		{name: "operation timeout", action: faults.Pass, fault: faults.Fault{Latency: time.Minute}},
+	}
+	table := testenv.NewTable(t)
+	writer := cacheStore(t, dataStore(table))
+	require.NoError(t, writer.Init(cacheInitData(
+		[]ldstoretypes.KeyedSerializedItemDescriptor{cacheFlag("f", 1, "v1", "")}, nil)))
+	flag := cacheFlag("f", 1, "v1", "").Item
+	const attempts = 2
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inj := faults.New(1, nil)
+			t.Cleanup(inj.CloseIdleConnections)
+			metrics := &lddynamodb.Metrics{}
+			store := cacheStore(t, dataStore(table).Metrics(metrics).StaleIfError(time.Minute).
+				OperationTimeout(time.Second).
+				ClientOptions(inj.ClientOption(), func(o *dynamodb.Options) {
+					o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+						so.MaxAttempts = attempts
+						so.MaxBackoff = 10 * time.Millisecond
+					})
+				}))
+			got, err := store.Get(ldstoreimpl.Features(), "f")
+			require.NoError(t, err)
+			require.Equal(t, flag, got)
+			_, err = store.GetAll(ldstoreimpl.Features())
+			require.NoError(t, err)
+
+			inj.SetAll(tt.fault)
+			for i := 0; i < attempts; i++ {
+				inj.Script("GetItem", tt.action)
+				inj.Script("Query", tt.action)
+			}
+			got, err = store.Get(ldstoreimpl.Features(), "f")
+			require.NoError(t, err)
+			assert.Equal(t, flag, got)
+			all, err := store.GetAll(ldstoreimpl.Features())
+			require.NoError(t, err)
+			assert.Equal(t, []ldstoretypes.KeyedSerializedItemDescriptor{{Key: "f", Item: flag}}, all)
+
+			s := metrics.Snapshot()
+			assert.Equal(t, int64(2), s.StaleReads)
+			assert.Equal(t, map[string]int64{"GetItem": 1, "Query": 1}, s.Errors)
+		})
+	}
+}
+
+// TestStaleIfErrorNeverMasksMissingTable checks a permanent error from a real server: once the
+// table is gone, reads fail even though the stale cache holds what they read before.
+func TestStaleIfErrorNeverMasksMissingTable(t *testing.T) {
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store := cacheStore(t, dataStore(table).Metrics(metrics).StaleIfError(time.Hour))
+	require.NoError(t, store.Init(cacheInitData(
+		[]ldstoretypes.KeyedSerializedItemDescriptor{cacheFlag("f", 1, "v1", "")}, nil)))
+	_, err := store.Get(ldstoreimpl.Features(), "f")
+	require.NoError(t, err)
+	_, err = store.GetAll(ldstoreimpl.Features())
+	require.NoError(t, err)
+
+	_, err = testenv.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	require.NoError(t, err)
+
+	var missing *types.ResourceNotFoundException
+	_, err = store.Get(ldstoreimpl.Features(), "f")
+	assert.True(t, errors.As(err, &missing), "Get: %v", err)
+	_, err = store.GetAll(ldstoreimpl.Features())
+	assert.True(t, errors.As(err, &missing), "GetAll: %v", err)
+	assert.Zero(t, metrics.Snapshot().StaleReads)
+}
