@@ -131,11 +131,14 @@ func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
 	return nil
 }
 
-// storedVersions reads the key and version of every row in a namespace.
+// storedVersions reads the key and version of every row in a namespace. The read is strongly
+// consistent whatever ConsistentReads says: an eventually consistent one could miss a row written
+// a moment ago (which Init would then leave behind) or still show one just deleted at the new
+// version (which Init would then skip).
 func (s *store) storedVersions(ctx context.Context, namespace string) (map[string]int, error) {
 	proj := expression.NamesList(expression.Name(AttrKey), expression.Name(attrVersion))
 	versions := map[string]int{}
-	err := s.query(ctx, namespace, &proj, func(row map[string]types.AttributeValue) error {
+	err := s.query(ctx, namespace, true, &proj, func(row map[string]types.AttributeValue) error {
 		key, _ := stringAttr(row, AttrKey)
 		// A row whose version cannot be read is rewritten, so -1 never equals a real version.
 		version, err := versionAttr(row)
@@ -148,8 +151,9 @@ func (s *store) storedVersions(ctx context.Context, namespace string) (map[strin
 	return versions, err
 }
 
-// query calls fn for every row of a namespace, page by page, with an optional projection.
-func (s *store) query(ctx context.Context, namespace string, proj *expression.ProjectionBuilder,
+// query calls fn for every row of a namespace, page by page, with an optional projection and
+// strongly consistent reads if consistent is set.
+func (s *store) query(ctx context.Context, namespace string, consistent bool, proj *expression.ProjectionBuilder,
 	fn func(map[string]types.AttributeValue) error) error {
 	builder := expression.NewBuilder().WithKeyCondition(
 		expression.Key(AttrNamespace).Equal(expression.Value(namespace)))
@@ -162,7 +166,7 @@ func (s *store) query(ctx context.Context, namespace string, proj *expression.Pr
 	}
 	paginator := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
 		TableName:                 &s.table,
-		ConsistentRead:            &s.consistentReads,
+		ConsistentRead:            &consistent,
 		KeyConditionExpression:    expr.KeyCondition(),
 		ProjectionExpression:      expr.Projection(),
 		ExpressionAttributeNames:  expr.Names(),
@@ -187,9 +191,15 @@ func (s *store) query(ctx context.Context, namespace string, proj *expression.Pr
 func (s *store) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
 	group, ctx := errgroup.WithContext(ctx)
 	group.SetLimit(s.batchConcurrency)
-	for start := 0; start < len(writes); start += maxBatchWriteItems {
+	for start := 0; start < len(writes) && ctx.Err() == nil; start += maxBatchWriteItems {
 		batch := writes[start:min(start+maxBatchWriteItems, len(writes))]
-		group.Go(func() error { return s.writeBatch(ctx, batch) })
+		group.Go(func() error {
+			// A batch whose turn comes after another failed is not sent at all.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return s.writeBatch(ctx, batch)
+		})
 	}
 	return group.Wait()
 }
@@ -263,7 +273,7 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
 	var items []ldstoretypes.KeyedSerializedItemDescriptor
-	err := s.query(ctx, namespaceFor(s.prefix, kind), nil, func(row map[string]types.AttributeValue) error {
+	err := s.query(ctx, namespaceFor(s.prefix, kind), s.consistentReads, nil, func(row map[string]types.AttributeValue) error {
 		key, item, err := decodeRow(row)
 		if err != nil {
 			return err

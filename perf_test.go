@@ -1,0 +1,605 @@
+package lddynamodb_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+// perfBatchSize is DynamoDB's limit on the requests of one BatchWriteItem call.
+const perfBatchSize = 25
+
+// perfFlag is a flag shaped like a real one (targets, two rules, a rollout), about 1 KB as the
+// SDK serializes it: the size that decides write units and Query pages.
+func perfFlag(i, version int) ldstoretypes.KeyedSerializedItemDescriptor {
+	key := fmt.Sprintf("flag-%05d", i)
+	targets := make([]string, 5)
+	for j := range targets {
+		targets[j] = fmt.Sprintf("user-%05d-%d", i, j)
+	}
+	flag := ldbuilders.NewFlagBuilder(key).Version(version).On(true).Salt("salt-"+key).
+		Variations(ldvalue.String("control"), ldvalue.String("treatment-a"), ldvalue.String("treatment-b")).
+		OffVariation(0).
+		AddTarget(1, targets...).
+		AddRule(ldbuilders.NewRuleBuilder().ID(key+"-rule-country").Variation(2).Clauses(
+			ldbuilders.Clause("country", ldmodel.OperatorIn, ldvalue.String("gb"), ldvalue.String("fr"), ldvalue.String("de")),
+			ldbuilders.Clause("email", ldmodel.OperatorEndsWith, ldvalue.String("@example.com")))).
+		AddRule(ldbuilders.NewRuleBuilder().ID(key + "-rule-beta").Variation(1).Clauses(
+			ldbuilders.SegmentMatchClause(fmt.Sprintf("segment-%05d", i%50)))).
+		Fallthrough(ldbuilders.Rollout(ldbuilders.Bucket(0, 50000), ldbuilders.Bucket(1, 25000), ldbuilders.Bucket(2, 25000))).
+		TrackEvents(true).
+		Build()
+	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
+		Version:        version,
+		SerializedItem: ldstoreimpl.Features().Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &flag}),
+	}}
+}
+
+// perfSegment is a segment with included users and a rule, about 1 KB serialized.
+func perfSegment(i, version int) ldstoretypes.KeyedSerializedItemDescriptor {
+	key := fmt.Sprintf("segment-%05d", i)
+	included := make([]string, 38)
+	for j := range included {
+		included[j] = fmt.Sprintf("user-%05d-%02d", i, j)
+	}
+	segment := ldbuilders.NewSegmentBuilder(key).Version(version).Salt("salt-"+key).
+		Included(included...).Excluded("user-excluded-1", "user-excluded-2").
+		AddRule(ldbuilders.NewSegmentRuleBuilder().Clauses(
+			ldbuilders.Clause("plan", ldmodel.OperatorIn, ldvalue.String("enterprise"), ldvalue.String("team")))).
+		Build()
+	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
+		Version:        version,
+		SerializedItem: ldstoreimpl.Segments().Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &segment}),
+	}}
+}
+
+// perfData is a data set of flags and segments, every item at the given version.
+func perfData(flags, segments, version int) []ldstoretypes.SerializedCollection {
+	f := make([]ldstoretypes.KeyedSerializedItemDescriptor, flags)
+	for i := range f {
+		f[i] = perfFlag(i, version)
+	}
+	s := make([]ldstoretypes.KeyedSerializedItemDescriptor, segments)
+	for i := range s {
+		s[i] = perfSegment(i, version)
+	}
+	return []ldstoretypes.SerializedCollection{
+		{Kind: ldstoreimpl.Features(), Items: f},
+		{Kind: ldstoreimpl.Segments(), Items: s},
+	}
+}
+
+// perfWithChanges returns a copy of data in which the first changed items of each kind are rebuilt
+// at the given version.
+func perfWithChanges(data []ldstoretypes.SerializedCollection, changed []int, version int) []ldstoretypes.SerializedCollection {
+	out := make([]ldstoretypes.SerializedCollection, len(data))
+	for k, coll := range data {
+		items := append([]ldstoretypes.KeyedSerializedItemDescriptor(nil), coll.Items...)
+		for i := 0; i < changed[k]; i++ {
+			if coll.Kind == ldstoreimpl.Features() {
+				items[i] = perfFlag(i, version)
+			} else {
+				items[i] = perfSegment(i, version)
+			}
+		}
+		out[k] = ldstoretypes.SerializedCollection{Kind: coll.Kind, Items: items}
+	}
+	return out
+}
+
+func perfItemCount(data []ldstoretypes.SerializedCollection) int {
+	n := 0
+	for _, coll := range data {
+		n += len(coll.Items)
+	}
+	return n
+}
+
+// perfBatches is the number of BatchWriteItem calls that n writes need: ceil(n/25).
+func perfBatches(n int) int64 { return int64((n + perfBatchSize - 1) / perfBatchSize) }
+
+// perfClientContext is what the SDK passes to Build, with logging off.
+func perfClientContext() subsystems.ClientContext {
+	return subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: ldlog.NewDisabledLoggers()}}
+}
+
+// perfStore builds a store from b and closes it when the test or benchmark ends.
+func perfStore(tb testing.TB, b *lddynamodb.DataStoreBuilder) subsystems.PersistentDataStore {
+	tb.Helper()
+	s, err := b.Build(perfClientContext())
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// perfRowBytes is the size of a row as DynamoDB bills it, the lengths of the attribute names and
+// values, computed here independently of the store.
+func perfRowBytes(namespace, key string, item ldstoretypes.SerializedItemDescriptor) int64 {
+	return int64(len("namespace") + len(namespace) + len("key") + len(key) +
+		len("version") + len(strconv.Itoa(item.Version)) + len("item") + len(item.SerializedItem))
+}
+
+// perfMarkerBytes is the size of the initialized marker row (no prefix).
+var perfMarkerBytes = int64(len("namespace") + len("$inited") + len("key") + len("$inited"))
+
+// perfKeyQueryPages counts the pages of the Query that Init needs for a namespace (keys and versions
+// only), by running the same Query with a plain client. Pages are 1 MB of whole rows, before the
+// projection, so the count depends on the data and not on the store.
+func perfKeyQueryPages(t testing.TB, table, namespace string) int64 {
+	t.Helper()
+	expr, err := expression.NewBuilder().
+		WithKeyCondition(expression.Key("namespace").Equal(expression.Value(namespace))).
+		WithProjection(expression.NamesList(expression.Name("key"), expression.Name("version"))).
+		Build()
+	require.NoError(t, err)
+	paginator := dynamodb.NewQueryPaginator(testenv.Client(), &dynamodb.QueryInput{
+		TableName:                 aws.String(table),
+		ConsistentRead:            aws.Bool(true),
+		KeyConditionExpression:    expr.KeyCondition(),
+		ProjectionExpression:      expr.Projection(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	var pages int64
+	for paginator.HasMorePages() {
+		_, err := paginator.NextPage(context.Background())
+		require.NoError(t, err)
+		pages++
+	}
+	return pages
+}
+
+// perfAllKeyQueryPages is perfKeyQueryPages summed over the namespaces of data.
+func perfAllKeyQueryPages(t testing.TB, table string, data []ldstoretypes.SerializedCollection) int64 {
+	var pages int64
+	for _, coll := range data {
+		pages += perfKeyQueryPages(t, table, coll.Kind.GetName())
+	}
+	return pages
+}
+
+// perfStoredVersions reads every row of a namespace with a plain client: key to version.
+func perfStoredVersions(t testing.TB, table, namespace string) map[string]int {
+	t.Helper()
+	expr, err := expression.NewBuilder().
+		WithKeyCondition(expression.Key("namespace").Equal(expression.Value(namespace))).Build()
+	require.NoError(t, err)
+	paginator := dynamodb.NewQueryPaginator(testenv.Client(), &dynamodb.QueryInput{
+		TableName:                 aws.String(table),
+		ConsistentRead:            aws.Bool(true),
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	versions := map[string]int{}
+	for paginator.HasMorePages() {
+		page, err := paginator.NextPage(context.Background())
+		require.NoError(t, err)
+		for _, row := range page.Items {
+			key := row["key"].(*types.AttributeValueMemberS).Value
+			version, err := strconv.Atoi(row["version"].(*types.AttributeValueMemberN).Value)
+			require.NoError(t, err)
+			versions[key] = version
+		}
+	}
+	return versions
+}
+
+// perfWriteCost is what a set of puts and deletes adds to ItemsWritten and BytesWritten.
+func perfWriteCost(puts []ldstoretypes.SerializedCollection, deletes int) (items, bytes int64) {
+	for _, coll := range puts {
+		for _, it := range coll.Items {
+			items++
+			bytes += perfRowBytes(coll.Kind.GetName(), it.Key, it.Item)
+		}
+	}
+	return items + int64(deletes), bytes
+}
+
+// perfCalls is a snapshot's calls without the operations that were never made, for comparison
+// with an expected map.
+func perfCalls(s lddynamodb.MetricsSnapshot) map[string]int64 {
+	calls := map[string]int64{}
+	for op, n := range s.Calls {
+		if n != 0 {
+			calls[op] = n
+		}
+	}
+	return calls
+}
+
+// TestInitCallCounts follows one table through a cold Init and three re-Inits, checking each
+// against the least DynamoDB work it needs: one Query per namespace page, ceil(w/25)
+// BatchWriteItem calls for the w rows that changed or disappeared, and one PutItem (the marker).
+func TestInitCallCounts(t *testing.T) {
+	const flags, segments = 1100, 113 // 1213 items, not a multiple of 25; features take two Query pages
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store := perfStore(t, dataStore(table).Metrics(metrics))
+	data := perfData(flags, segments, 1)
+
+	type step struct {
+		name    string
+		data    []ldstoretypes.SerializedCollection
+		puts    []ldstoretypes.SerializedCollection // rows that must be written
+		deletes int                                 // rows that must be deleted
+		pages   int64                               // Query pages: one per namespace, two for 1.1 MB of features
+	}
+	changed := perfWithChanges(data, []int{110, 11}, 2) // 10 % of the items
+	removed := []ldstoretypes.SerializedCollection{
+		{Kind: changed[0].Kind, Items: append(changed[0].Items[:flags-30:flags-30], perfFlag(flags, 1))},
+		{Kind: changed[1].Kind, Items: changed[1].Items[:segments-7]},
+	}
+	steps := []step{
+		{name: "cold", data: data, puts: data, pages: 2},
+		{name: "unchanged", data: data, pages: 3},
+		{name: "10% changed", data: changed, pages: 3, puts: []ldstoretypes.SerializedCollection{
+			{Kind: changed[0].Kind, Items: changed[0].Items[:110]},
+			{Kind: changed[1].Kind, Items: changed[1].Items[:11]},
+		}},
+		{name: "keys removed and one added", data: removed, deletes: 30 + 7, pages: 3, puts: []ldstoretypes.SerializedCollection{
+			{Kind: removed[0].Kind, Items: removed[0].Items[flags-30:]},
+		}},
+	}
+	for _, st := range steps {
+		// Pages of the Query that Init makes, counted on the table as Init will find it.
+		pages := perfAllKeyQueryPages(t, table, st.data)
+		require.Equal(t, st.pages, pages, "%s: Query pages that Init needs", st.name)
+		metrics.Reset()
+		require.NoError(t, store.Init(st.data), st.name)
+		got := metrics.Snapshot()
+
+		items, bytes := perfWriteCost(st.puts, st.deletes)
+		want := map[string]int64{"Query": pages, "PutItem": 1}
+		if batches := perfBatches(int(items)); batches > 0 {
+			want["BatchWriteItem"] = batches
+		}
+		assert.Equal(t, want, perfCalls(got), "%s: calls", st.name)
+		assert.Equal(t, items+1, got.ItemsWritten, "%s: items written (with the marker)", st.name)
+		assert.Equal(t, bytes+perfMarkerBytes, got.BytesWritten, "%s: bytes written (with the marker)", st.name)
+		assert.Empty(t, perfCalls(lddynamodb.MetricsSnapshot{Calls: got.Errors}), "%s: errors", st.name)
+
+		// The table holds exactly the new data.
+		for _, coll := range st.data {
+			want := map[string]int{}
+			for _, it := range coll.Items {
+				want[it.Key] = it.Item.Version
+			}
+			assert.Equal(t, want, perfStoredVersions(t, table, coll.Kind.GetName()), "%s: rows of %s", st.name, coll.Kind)
+		}
+	}
+}
+
+// TestColdInitCallCountMatchesFormula checks the formula for a cold Init of n items on
+// an empty table: ceil(n/25) BatchWriteItem calls, one Query per namespace (an empty namespace
+// is one page), and the marker.
+func TestColdInitCallCountMatchesFormula(t *testing.T) {
+	for _, n := range []int{1, 25, 26, 1000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			table := testenv.NewTable(t)
+			metrics := &lddynamodb.Metrics{}
+			store := perfStore(t, dataStore(table).Metrics(metrics))
+			require.NoError(t, store.Init(perfData(n, 0, 1)))
+			assert.Equal(t, map[string]int64{"Query": 2, "BatchWriteItem": perfBatches(n), "PutItem": 1},
+				perfCalls(metrics.Snapshot()))
+		})
+	}
+}
+
+// TestOperationCallCounts checks the single-call operations and what they add to the counts.
+func TestOperationCallCounts(t *testing.T) {
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store := perfStore(t, dataStore(table).Metrics(metrics))
+	data := perfData(40, 0, 5)
+	require.NoError(t, store.Init(data))
+	features := ldstoreimpl.Features()
+	newer := perfFlag(0, 6)
+
+	cases := []struct {
+		name         string
+		op           func(t *testing.T)
+		calls        map[string]int64
+		itemsWritten int64
+		bytesWritten int64
+	}{
+		{
+			name: "Upsert of a newer version",
+			op: func(t *testing.T) {
+				updated, err := store.Upsert(features, newer.Key, newer.Item)
+				require.NoError(t, err)
+				assert.True(t, updated)
+			},
+			calls:        map[string]int64{"PutItem": 1},
+			itemsWritten: 1,
+			bytesWritten: perfRowBytes("features", newer.Key, newer.Item),
+		},
+		{
+			name: "Upsert of a stale version",
+			op: func(t *testing.T) {
+				stale := perfFlag(1, 4)
+				updated, err := store.Upsert(features, stale.Key, stale.Item)
+				require.NoError(t, err)
+				assert.False(t, updated)
+			},
+			calls: map[string]int64{"PutItem": 1},
+		},
+		{
+			name: "Get",
+			op: func(t *testing.T) {
+				item, err := store.Get(features, newer.Key)
+				require.NoError(t, err)
+				assert.Equal(t, newer.Item, item)
+			},
+			calls: map[string]int64{"GetItem": 1},
+		},
+		{
+			name: "GetAll",
+			op: func(t *testing.T) {
+				items, err := store.GetAll(features)
+				require.NoError(t, err)
+				assert.Len(t, items, 40)
+			},
+			calls: map[string]int64{"Query": 1},
+		},
+		{
+			name:  "IsInitialized",
+			op:    func(t *testing.T) { assert.True(t, store.IsInitialized()) },
+			calls: map[string]int64{"GetItem": 1},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			metrics.Reset()
+			c.op(t)
+			got := metrics.Snapshot()
+			assert.Equal(t, c.calls, perfCalls(got))
+			assert.Equal(t, c.itemsWritten, got.ItemsWritten)
+			assert.Equal(t, c.bytesWritten, got.BytesWritten)
+			assert.Empty(t, perfCalls(lddynamodb.MetricsSnapshot{Calls: got.Errors}), "errors")
+		})
+	}
+}
+
+// TestCapacityUnitsAreCounted checks that the consumed capacity DynamoDB returns is added up.
+// dynalite reports it as DynamoDB does: at least one write unit per row written (one per KB),
+// half a read unit or more per read.
+func TestCapacityUnitsAreCounted(t *testing.T) {
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store := perfStore(t, dataStore(table).Metrics(metrics))
+	require.NoError(t, store.Init(perfData(100, 10, 1)))
+	written := metrics.Snapshot()
+	assert.GreaterOrEqual(t, written.CapacityUnits, float64(written.ItemsWritten))
+
+	metrics.Reset()
+	_, err := store.Get(ldstoreimpl.Features(), "flag-00000")
+	require.NoError(t, err)
+	assert.Greater(t, metrics.Snapshot().CapacityUnits, 0.0)
+}
+
+// perfHookedClient is a real client that runs a hook once, just before the first BatchWriteItem:
+// in Init, that is after every Query and before any write, the window in which another writer's
+// changes are invisible to Init.
+type perfHookedClient struct {
+	*dynamodb.Client
+	once        sync.Once
+	beforeWrite func()
+}
+
+func (c *perfHookedClient) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput,
+	optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	c.once.Do(c.beforeWrite)
+	return c.Client.BatchWriteItem(ctx, in, optFns...)
+}
+
+// TestInitKeepsConcurrentNewerVersions tests the claim in store.Init: a row that Init skips
+// because it already holds the new version keeps whatever newer version another writer puts
+// there after Init's Query, where a rewrite would have replaced it. Rows that Init does write
+// never end below the version Init wrote. The other writer is a second store on the same table,
+// and writes exactly in the window between Init's Query and its writes.
+func TestInitKeepsConcurrentNewerVersions(t *testing.T) {
+	table := testenv.NewTable(t)
+	features := ldstoreimpl.Features()
+	other := perfStore(t, dataStore(table))
+	upsert := func(i, version int, want bool) {
+		item := perfFlag(i, version)
+		updated, err := other.Upsert(features, item.Key, item.Item)
+		require.NoError(t, err)
+		assert.Equal(t, want, updated, "concurrent upsert of %s version %d", item.Key, version)
+	}
+	client := &perfHookedClient{Client: testenv.Client(), beforeWrite: func() {
+		upsert(0, 30, true)  // unchanged by Init, raised by the other writer
+		upsert(1, 5, false)  // unchanged by Init, a stale write that DynamoDB refuses
+		upsert(2, 15, true)  // changed by Init to 20, raised to 15 first
+		upsert(3, 30, true)  // changed by Init to 20, raised to 30 first
+		upsert(4, 30, true)  // removed by Init, raised first
+		upsert(90, 30, true) // not in either data set: a new key
+	}}
+	store := perfStore(t, lddynamodb.DataStore(table).DynamoClient(client))
+
+	flagsAt := func(versions map[int]int) []ldstoretypes.SerializedCollection {
+		var items []ldstoretypes.KeyedSerializedItemDescriptor
+		for i := 0; i < 10; i++ {
+			if v, ok := versions[i]; ok {
+				items = append(items, perfFlag(i, v))
+			}
+		}
+		return []ldstoretypes.SerializedCollection{{Kind: features, Items: items}}
+	}
+	initial := map[int]int{0: 10, 1: 10, 2: 10, 3: 10, 4: 10, 5: 10}
+	require.NoError(t, perfStore(t, dataStore(table)).Init(flagsAt(initial)))
+
+	// Flags 0, 1 and 5 unchanged, 2 and 3 changed, 4 removed, 6 added.
+	require.NoError(t, store.Init(flagsAt(map[int]int{0: 10, 1: 10, 2: 20, 3: 20, 5: 10, 6: 10})))
+
+	want := map[string]int{
+		"flag-00000": 30, // kept: Init did not rewrite it
+		"flag-00001": 10,
+		"flag-00002": 20,
+		"flag-00003": 20, // Init writes a changed row unconditionally, as a full rewrite would
+		"flag-00005": 10,
+		"flag-00006": 10,
+		"flag-00090": 30, // written after the Query, so Init did not know to delete it
+	}
+	assert.Equal(t, want, perfStoredVersions(t, table, "features"))
+	// Each row's item is the one written with its version, never a mix of two writes.
+	for key, version := range want {
+		item, err := store.Get(features, key)
+		require.NoError(t, err)
+		var i int
+		_, err = fmt.Sscanf(key, "flag-%05d", &i)
+		require.NoError(t, err)
+		assert.Equal(t, perfFlag(i, version).Item, item, key)
+	}
+}
+
+// TestInitRacingUpserts runs a differential Init against a stream of Upserts from another store
+// instance, with real concurrency, and checks the invariant that store.Init's comment relies on:
+// afterwards every item that Init wrote or skipped is at Init's version or higher, and a higher
+// version is one that the other writer wrote. Run with -race.
+func TestInitRacingUpserts(t *testing.T) {
+	const flags = 200
+	table := testenv.NewTable(t)
+	features := ldstoreimpl.Features()
+	store := perfStore(t, dataStore(table))
+	other := perfStore(t, dataStore(table))
+	require.NoError(t, store.Init(perfData(flags, 0, 10)))
+
+	// Half the flags keep version 10, the other half move to 20.
+	next := perfWithChanges(perfData(flags, 0, 10), []int{flags / 2, 0}, 20)
+	initVersion := map[string]int{}
+	for _, it := range next[0].Items {
+		initVersion[it.Key] = it.Item.Version
+	}
+
+	// The other writer walks the flags with versions below, between and above Init's.
+	written := map[string]map[int]bool{} // key to the versions its upserts wrote
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for round, version := range []int{5, 15, 30} {
+			for i := 0; i < flags; i++ {
+				item := perfFlag((i+round*67)%flags, version)
+				updated, err := other.Upsert(features, item.Key, item.Item)
+				if !assert.NoError(t, err) {
+					return
+				}
+				if updated {
+					if written[item.Key] == nil {
+						written[item.Key] = map[int]bool{}
+					}
+					written[item.Key][version] = true
+				}
+			}
+		}
+	}()
+	require.NoError(t, store.Init(next))
+	<-done
+
+	stored := perfStoredVersions(t, table, "features")
+	require.Len(t, stored, flags)
+	for key, version := range stored {
+		assert.GreaterOrEqual(t, version, initVersion[key], "%s fell below the version Init wrote", key)
+		if version != initVersion[key] {
+			assert.True(t, written[key][version], "%s is at version %d, which nobody wrote after Init", key, version)
+		}
+	}
+}
+
+// perfRecordingClient is a real client that records whether each read asked for strong consistency.
+type perfRecordingClient struct {
+	*dynamodb.Client
+	mu         sync.Mutex
+	consistent map[string][]bool // by operation
+}
+
+func (c *perfRecordingClient) record(op string, consistent *bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.consistent[op] = append(c.consistent[op], aws.ToBool(consistent))
+}
+
+func (c *perfRecordingClient) take() map[string][]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.consistent
+	c.consistent = map[string][]bool{}
+	return out
+}
+
+func (c *perfRecordingClient) Query(ctx context.Context, in *dynamodb.QueryInput,
+	optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.record("Query", in.ConsistentRead)
+	return c.Client.Query(ctx, in, optFns...)
+}
+
+func (c *perfRecordingClient) GetItem(ctx context.Context, in *dynamodb.GetItemInput,
+	optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.record("GetItem", in.ConsistentRead)
+	return c.Client.GetItem(ctx, in, optFns...)
+}
+
+// TestEventuallyConsistentReads checks which reads ConsistentReads(false) relaxes: the reads
+// that serve flags, but never the Query of Init, which must see every row written so far: an
+// eventually consistent one could miss a row written a moment ago (which Init would then leave
+// behind) or still show one just deleted at the new version (which Init would then skip).
+func TestEventuallyConsistentReads(t *testing.T) {
+	table := testenv.NewTable(t)
+	client := &perfRecordingClient{Client: testenv.Client(), consistent: map[string][]bool{}}
+	features := ldstoreimpl.Features()
+	for _, consistent := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ConsistentReads(%v)", consistent), func(t *testing.T) {
+			store := perfStore(t, lddynamodb.DataStore(table).DynamoClient(client).ConsistentReads(consistent))
+			require.NoError(t, store.Init(perfData(3, 2, 1)))
+			assert.Equal(t, map[string][]bool{"Query": {true, true}}, client.take(), "Init")
+
+			_, err := store.Get(features, "flag-00000")
+			require.NoError(t, err)
+			_, err = store.GetAll(features)
+			require.NoError(t, err)
+			assert.True(t, store.IsInitialized())
+			assert.Equal(t, map[string][]bool{"GetItem": {consistent, consistent}, "Query": {consistent}},
+				client.take(), "Get, GetAll, IsInitialized")
+		})
+	}
+}
+
+// TestInitStopsAtFirstFailedBatch makes DynamoDB refuse Init's first batch (two requests for
+// one key, which it rejects as a whole) and checks that no other batch is sent, that Init
+// returns the error, and that the marker is not written.
+func TestInitStopsAtFirstFailedBatch(t *testing.T) {
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store := perfStore(t, dataStore(table).Metrics(metrics).BatchConcurrency(1))
+	data := perfData(100, 0, 1)
+	data[0].Items[1] = perfFlag(0, 2)
+
+	err := store.Init(data)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, table)
+	got := metrics.Snapshot()
+	assert.Equal(t, int64(1), got.Calls["BatchWriteItem"], "batches sent")
+	assert.Equal(t, int64(1), got.Errors["BatchWriteItem"], "batches failed")
+	assert.Zero(t, got.Calls["PutItem"], "marker writes")
+	assert.False(t, store.IsInitialized())
+}
