@@ -1,0 +1,439 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/interfaces/flagstate"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/launchdarkly/go-server-sdk/v7/ldfiledata"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	// The commands load the AWS configuration as a user's shell would: give them fake static
+	// credentials, and keep any real profile, region or config file of the machine out.
+	os.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	os.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+	for _, name := range []string{"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"} {
+		os.Unsetenv(name)
+	}
+	os.Setenv("AWS_CONFIG_FILE", filepath.Join(os.TempDir(), "lddynamodb-test-no-aws-config"))
+	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(os.TempDir(), "lddynamodb-test-no-aws-credentials"))
+	os.Exit(testenv.Main(m))
+}
+
+type result struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+// cli runs the command line against the local DynamoDB.
+func cli(t *testing.T, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	args = append([]string{"--endpoint", testenv.Endpoint(), "--region", "us-east-1"}, args...)
+	code := run(context.Background(), args, &stdout, &stderr)
+	t.Logf("lddynamodb %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func boolFlag(key string, version int, on bool) ldmodel.FeatureFlag {
+	return ldbuilders.NewFlagBuilder(key).Version(version).On(on).
+		Variations(ldvalue.Bool(false), ldvalue.Bool(true)).OffVariation(0).FallthroughVariation(1).Build()
+}
+
+// segmentFlag is true for members of the segment, false for everyone else.
+func segmentFlag(key string, version int, segmentKey string) ldmodel.FeatureFlag {
+	return ldbuilders.NewFlagBuilder(key).Version(version).On(true).
+		Variations(ldvalue.Bool(false), ldvalue.Bool(true)).OffVariation(0).FallthroughVariation(0).
+		AddRule(ldbuilders.NewRuleBuilder().ID("r0").Variation(1).
+			Clauses(ldbuilders.SegmentMatchClause(segmentKey))).
+		Build()
+}
+
+func segment(key string, version int, included ...string) ldmodel.Segment {
+	return ldbuilders.NewSegmentBuilder(key).Version(version).Included(included...).Build()
+}
+
+// fill writes flags and segments to the table under the prefix through the store's own Init, as
+// an SDK or the Relay Proxy would. A nil item is a deleted one.
+func fill(t *testing.T, table, prefix string, flags map[string]*ldmodel.FeatureFlag, segments map[string]*ldmodel.Segment) {
+	t.Helper()
+	features, segs := ldstoreimpl.Features(), ldstoreimpl.Segments()
+	collect := func(kind ldstoretypes.DataKind, items map[string]ldstoretypes.ItemDescriptor) ldstoretypes.SerializedCollection {
+		coll := ldstoretypes.SerializedCollection{Kind: kind}
+		for key, item := range items {
+			coll.Items = append(coll.Items, ldstoretypes.KeyedSerializedItemDescriptor{
+				Key:  key,
+				Item: ldstoretypes.SerializedItemDescriptor{Version: item.Version, Deleted: item.Item == nil, SerializedItem: kind.Serialize(item)},
+			})
+		}
+		return coll
+	}
+	flagItems := map[string]ldstoretypes.ItemDescriptor{}
+	for key, f := range flags {
+		if f == nil {
+			flagItems[key] = ldstoretypes.ItemDescriptor{Version: 9, Item: nil}
+			continue
+		}
+		flagItems[key] = ldstoretypes.ItemDescriptor{Version: f.Version, Item: f}
+	}
+	segItems := map[string]ldstoretypes.ItemDescriptor{}
+	for key, s := range segments {
+		if s == nil {
+			segItems[key] = ldstoretypes.ItemDescriptor{Version: 9, Item: nil}
+			continue
+		}
+		segItems[key] = ldstoretypes.ItemDescriptor{Version: s.Version, Item: s}
+	}
+	store, err := lddynamodb.DataStore(table).Prefix(prefix).
+		ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint).
+		Build(subsystems.BasicClientContext{})
+	require.NoError(t, err)
+	defer store.Close()
+	require.NoError(t, store.Init([]ldstoretypes.SerializedCollection{
+		collect(features, flagItems), collect(segs, segItems),
+	}))
+}
+
+func put(t *testing.T, table string, row map[string]types.AttributeValue) {
+	t.Helper()
+	_, err := testenv.Client().PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row})
+	require.NoError(t, err)
+}
+
+func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+func n(v int) types.AttributeValue    { return &types.AttributeValueMemberN{Value: fmt.Sprint(v)} }
+
+func flagJSON(t *testing.T, f ldmodel.FeatureFlag) string {
+	data, err := json.Marshal(f)
+	require.NoError(t, err)
+	return string(data)
+}
+
+func TestCreateTableCommand(t *testing.T) {
+	table := fmt.Sprintf("lddynamodb-cli-test-%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		_, _ = testenv.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
+
+	r := cli(t, "create-table", table, "--read-capacity", "2", "--write-capacity", "3")
+	require.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, fmt.Sprintf("table %q is ACTIVE", table))
+	out, err := testenv.Client().DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), aws.ToInt64(out.Table.ProvisionedThroughput.WriteCapacityUnits))
+	require.NoError(t, lddynamodb.CheckTable(context.Background(), testenv.Client(), table))
+
+	assert.Equal(t, exitOK, cli(t, "create-table", table).code, "an identical table exists: not an error")
+}
+
+func TestCreateTableCommandErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no table", []string{"create-table"}, "accepts 1 arg"},
+		{"one capacity", []string{"create-table", "t", "--read-capacity", "5"}, "give both --read-capacity and --write-capacity"},
+		{"negative capacity", []string{"create-table", "t", "--read-capacity", "-1", "--write-capacity", "-1"}, "give both"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := cli(t, c.args...)
+			assert.Equal(t, exitError, r.code)
+			assert.Contains(t, r.stderr, c.want)
+		})
+	}
+}
+
+func TestNoRegionIsAnError(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--endpoint", testenv.Endpoint(), "verify", "t"}, &stdout, &stderr)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr.String(), "no AWS region")
+}
+
+func TestHelp(t *testing.T) {
+	r := cli(t, "--help")
+	require.Equal(t, exitOK, r.code)
+	for _, want := range []string{"create-table", "verify", "dump", "--endpoint", "--region", "--profile", "dynamodb:Scan", "Exit status"} {
+		assert.Contains(t, r.stdout, want)
+	}
+}
+
+func TestVerifyEmptyTable(t *testing.T) {
+	table := testenv.NewTable(t)
+	r := cli(t, "verify", table)
+	require.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, `initialized marker "$inited": absent (no SDK or Relay Proxy has written this prefix yet)`)
+	assert.Contains(t, r.stdout, "features: 0 live, 0 deleted")
+	assert.Contains(t, r.stdout, "scanned 0 rows")
+	assert.Contains(t, r.stdout, "\nok\n")
+	assert.Empty(t, r.stderr, "no progress line when stderr is not a terminal")
+}
+
+func TestVerifyFilledTable(t *testing.T) {
+	table := testenv.NewTable(t)
+	a, b := boolFlag("flag-a", 3, true), segmentFlag("flag-b", 5, "seg-1")
+	seg := segment("seg-1", 2, "user-1")
+	fill(t, table, "prod", map[string]*ldmodel.FeatureFlag{"flag-a": &a, "flag-b": &b, "gone": nil},
+		map[string]*ldmodel.Segment{"seg-1": &seg})
+	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
+	fill(t, table, "staging", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
+	put(t, table, map[string]types.AttributeValue{"namespace": s("prod:big_segments_metadata"), "key": s("prod:big_segments_metadata"), "synchronizedOn": n(1700000000000)})
+	put(t, table, map[string]types.AttributeValue{"namespace": s("prod:big_segments_user"), "key": s("hash1"),
+		"included": &types.AttributeValueMemberSS{Value: []string{"seg.g1"}}})
+
+	r := cli(t, "verify", table, "--prefix", "prod")
+	require.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, `prefix: "prod"`)
+	assert.Contains(t, r.stdout, `initialized marker "prod:$inited": present`)
+	assert.Contains(t, r.stdout, "features: 2 live, 1 deleted")
+	assert.Contains(t, r.stdout, "segments: 1 live, 0 deleted")
+	assert.Contains(t, r.stdout, "big segments: metadata row present, 1 membership rows")
+	assert.Contains(t, r.stdout, `rows of other prefixes: 4 (prefixes "", "staging")`)
+	assert.Contains(t, r.stdout, "scanned 11 rows")
+	assert.NotContains(t, r.stdout, "problems")
+	assert.Contains(t, r.stdout, "\nok\n")
+
+	r = cli(t, "verify", table, "--no-scan")
+	require.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, "features: 1 live, 0 deleted")
+	assert.NotContains(t, r.stdout, "scanned")
+}
+
+func TestVerifyReportsBadRows(t *testing.T) {
+	good := boolFlag("good", 1, true)
+	cases := []struct {
+		name   string
+		row    map[string]types.AttributeValue
+		noScan bool
+		want   string
+	}{
+		{
+			name: "JSON the SDK cannot parse",
+			row:  map[string]types.AttributeValue{"namespace": s("features"), "key": s("broken"), "version": n(1), "item": s(`{"key":"broken",`)},
+			want: `features "broken" (namespace "features"): undecodable: the SDK cannot parse its JSON`,
+		},
+		{
+			name: "version stored as a string",
+			row:  map[string]types.AttributeValue{"namespace": s("features"), "key": s("strver"), "version": s("1"), "item": s(`{"key":"strver","version":1}`)},
+			want: `features "strver" (namespace "features"): undecodable: row namespace="features" key="strver" cannot be decoded: "version" is not a number`,
+		},
+		{
+			name: "JSON of another key",
+			row:  map[string]types.AttributeValue{"namespace": s("features"), "key": s("alias"), "version": n(1), "item": s(flagJSON(t, good))},
+			want: `features "alias" (namespace "features"): its JSON has key "good"`,
+		},
+		{
+			name: "JSON of another version",
+			row:  map[string]types.AttributeValue{"namespace": s("segments"), "key": s("seg"), "version": n(4), "item": s(`{"key":"seg","version":3}`)},
+			want: `segments "seg" (namespace "segments"): the row has version 4 but its JSON has version 3`,
+		},
+		{
+			name: "unknown namespace",
+			row:  map[string]types.AttributeValue{"namespace": s("sessions"), "key": s("abc")},
+			want: `unknown row namespace="sessions" key="abc"`,
+		},
+		{
+			name: "odd marker",
+			row:  map[string]types.AttributeValue{"namespace": s("$inited"), "key": s("yes")},
+			want: `unknown row namespace="$inited" key="yes"`,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			table := testenv.NewTable(t)
+			fill(t, table, "", map[string]*ldmodel.FeatureFlag{"good": &good}, nil)
+			put(t, table, c.row)
+
+			r := cli(t, "verify", table)
+			assert.Equal(t, exitProblems, r.code)
+			assert.Contains(t, r.stdout, "problems (1):")
+			assert.Contains(t, r.stdout, c.want)
+			assert.NotContains(t, r.stdout, "\nok\n")
+		})
+	}
+}
+
+func TestVerifyReportsMissingMarker(t *testing.T) {
+	table := testenv.NewTable(t)
+	put(t, table, map[string]types.AttributeValue{"namespace": s("features"), "key": s("f"), "version": n(1), "item": s(flagJSON(t, boolFlag("f", 1, true)))})
+
+	r := cli(t, "verify", table, "--no-scan")
+	assert.Equal(t, exitProblems, r.code)
+	assert.Contains(t, r.stdout, `no initialized marker "$inited" but 1 flag and segment rows`)
+}
+
+func TestVerifyWarnsNearItemLimit(t *testing.T) {
+	table := testenv.NewTable(t)
+	big := ldbuilders.NewFlagBuilder("big").Version(1).
+		Variations(ldvalue.String(strings.Repeat("x", nearLimitBytes))).OffVariation(0).Build()
+	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"big": &big}, nil)
+
+	r := cli(t, "verify", table)
+	assert.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, "warnings (1):")
+	assert.Contains(t, r.stdout, `features "big" (namespace "features"): `)
+	assert.Contains(t, r.stdout, "near DynamoDB's item limit")
+}
+
+func TestDumpLoadsInFileDataSource(t *testing.T) {
+	table := testenv.NewTable(t)
+	a, b, off := boolFlag("flag-a", 3, true), segmentFlag("flag-b", 5, "seg-1"), boolFlag("flag-off", 2, false)
+	seg := segment("seg-1", 2, "user-1")
+	fill(t, table, "prod", map[string]*ldmodel.FeatureFlag{"flag-a": &a, "flag-b": &b, "flag-off": &off, "gone": nil},
+		map[string]*ldmodel.Segment{"seg-1": &seg, "seg-gone": nil})
+	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"other-env": &a}, nil)
+
+	file := filepath.Join(t.TempDir(), "dump.json")
+	r := cli(t, "dump", table, "--prefix", "prod", "-o", file)
+	require.Equal(t, exitOK, r.code)
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var dumped dumpFile
+	require.NoError(t, json.Unmarshal(data, &dumped))
+	assert.ElementsMatch(t, []string{"flag-a", "flag-b", "flag-off"}, keys(dumped.Flags))
+	assert.ElementsMatch(t, []string{"seg-1"}, keys(dumped.Segments))
+
+	// Every flag evaluates the same from the dump (file data source) as from the table (daemon mode).
+	fromFile := newClient(t, ldfiledata.DataSource().FilePaths(file), ldcomponents.InMemoryDataStore())
+	fromTable := newClient(t, ldcomponents.ExternalUpdatesOnly(), ldcomponents.PersistentDataStore(
+		lddynamodb.DataStore(table).Prefix("prod").ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint)))
+	for _, user := range []string{"user-1", "user-2"} {
+		ctx := ldcontext.New(user)
+		want := fromTable.AllFlagsState(ctx, flagstate.OptionDetailsOnlyForTrackedFlags())
+		require.True(t, want.IsValid())
+		assert.Len(t, want.ToValuesMap(), 3)
+		assert.Equal(t, want, fromFile.AllFlagsState(ctx, flagstate.OptionDetailsOnlyForTrackedFlags()))
+	}
+	member, err := fromFile.BoolVariation("flag-b", ldcontext.New("user-1"), false)
+	require.NoError(t, err)
+	assert.True(t, member, "the segment came through the dump")
+}
+
+func TestDumpToStdout(t *testing.T) {
+	table := testenv.NewTable(t)
+	a := boolFlag("flag-a", 3, true)
+	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
+
+	r := cli(t, "dump", table)
+	require.Equal(t, exitOK, r.code)
+	var dumped map[string]map[string]ldvalue.Value
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &dumped))
+	assert.Equal(t, 3, dumped["flags"]["flag-a"].GetByKey("version").IntValue())
+	assert.Empty(t, dumped["segments"])
+	assert.Empty(t, r.stderr)
+
+	r = cli(t, "dump", table, "--prefix", "nothing-here")
+	require.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stderr, `has no flags or segments under prefix "nothing-here"`)
+}
+
+func TestDumpStopsAtBadRow(t *testing.T) {
+	table := testenv.NewTable(t)
+	a := boolFlag("flag-a", 3, true)
+	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
+	put(t, table, map[string]types.AttributeValue{"namespace": s("segments"), "key": s("broken"), "version": n(1), "item": s(`[1,2`)})
+
+	r := cli(t, "dump", table)
+	assert.Equal(t, exitError, r.code)
+	assert.Empty(t, r.stdout)
+	assert.Contains(t, r.stderr, `segments "broken": the SDK cannot parse its JSON`)
+}
+
+func newClient(t *testing.T, source subsystems.ComponentConfigurer[subsystems.DataSource],
+	store subsystems.ComponentConfigurer[subsystems.DataStore]) *ld.LDClient {
+	t.Helper()
+	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
+		DataSource:       source,
+		DataStore:        store,
+		Events:           ldcomponents.NoEvents(),
+		Logging:          ldcomponents.NoLogging(),
+		DiagnosticOptOut: true,
+	}, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		name, prefix, namespace, key string
+		want                         rowClass
+		wantOther                    string
+	}{
+		{"own flag", "", "features", "f", rowOwnData, ""},
+		{"own prefixed segment", "p", "p:segments", "s", rowOwnData, ""},
+		{"own marker", "p", "p:$inited", "p:$inited", rowOwnMarker, ""},
+		{"marker with another key", "", "$inited", "x", rowUnknown, ""},
+		{"big segment metadata", "", "big_segments_metadata", "big_segments_metadata", rowBigSegmentMetadata, ""},
+		{"big segment metadata with another key", "", "big_segments_metadata", "x", rowUnknown, ""},
+		{"big segment user", "p", "p:big_segments_user", "hash", rowBigSegmentUser, ""},
+		{"another prefix", "", "q:features", "f", rowOtherPrefix, "q"},
+		{"no prefix seen from a prefix", "p", "features", "f", rowOtherPrefix, ""},
+		{"prefix with a colon", "p", "a:b:$inited", "a:b:$inited", rowOtherPrefix, "a:b"},
+		{"unknown namespace", "", "sessions", "x", rowUnknown, ""},
+		{"unknown name under own prefix", "p", "p:sessions", "x", rowUnknown, ""},
+		{"empty prefix part", "", ":features", "x", rowUnknown, ""},
+		{"other separator", "p", "p/features", "x", rowUnknown, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, other := classify(c.prefix, c.namespace, c.key)
+			assert.Equal(t, c.want, got)
+			assert.Equal(t, c.wantOther, other)
+		})
+	}
+}
+
+func TestProgress(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progress{w: &buf}
+	p.add(3)
+	p.add(1000)
+	p.done()
+	assert.Equal(t, "\rread 3 rows\rread 1003 rows\r\x1b[K", buf.String())
+
+	var off *progress
+	off.add(5)
+	off.done()
+
+	quiet := &app{quiet: true, stderr: os.Stderr}
+	assert.Nil(t, quiet.progress())
+	piped := &app{stderr: &buf}
+	assert.Nil(t, piped.progress())
+}

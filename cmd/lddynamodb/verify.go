@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/spf13/cobra"
+
+	"github.com/lddynamodb/lddynamodb"
+)
+
+// nearLimitBytes is where verify starts warning that a row is close to DynamoDB's item limit: a
+// flag that grows a little more can no longer be stored.
+const nearLimitBytes = lddynamodb.MaxItemBytes * 9 / 10
+
+// maxListed bounds the problems and warnings printed, so that a table full of foreign rows does
+// not bury the summary.
+const maxListed = 100
+
+// Namespaces of the big segment rows (see the shared row layout): verify counts them but leaves
+// their contents to the big segment store.
+const (
+	bigSegmentsMetadataName = "big_segments_metadata"
+	bigSegmentsUserName     = "big_segments_user"
+)
+
+func (a *app) verifyCommand() *cobra.Command {
+	var prefix string
+	var noScan bool
+	cmd := &cobra.Command{
+		Use:   "verify TABLE",
+		Short: "Check a table's keys, marker and rows the way the SDKs read them",
+		Long: `verify checks that TABLE has the keys the SDKs need and that the initialized marker is
+there, counts the flags and segments (and deleted ones) under the prefix, and reads every row
+as the SDK would. It lists rows that cannot be decoded or parsed, rows whose JSON disagrees
+with their key or version, rows too large for DynamoDB, and rows in namespaces that no
+LaunchDarkly store writes.
+
+Flags and segments are read with Query. To find unknown rows it also scans the whole table
+(reading keys only, but a Scan is charged for every row it passes); --no-scan skips that.`,
+		Example: `  lddynamodb verify launchdarkly
+  lddynamodb verify launchdarkly --prefix production --no-scan`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v := &verifier{client: client, table: args[0], prefix: prefix, prog: a.progress()}
+			err = v.run(cmd.Context(), !noScan)
+			v.prog.done()
+			if err != nil {
+				return err
+			}
+			v.print(a.stdout)
+			if len(v.problems) > 0 {
+				return errProblems
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "prefix", "", "the prefix the SDK or Relay Proxy was configured with (default: none)")
+	cmd.Flags().BoolVar(&noScan, "no-scan", false, "skip the table scan that finds rows in unknown namespaces")
+	return cmd
+}
+
+type kindCount struct {
+	kind    ldstoretypes.DataKind
+	items   int
+	deleted int
+}
+
+// verifier reads one prefix of a table and collects what it finds.
+type verifier struct {
+	client *dynamodb.Client
+	table  string
+	prefix string
+	prog   *progress
+
+	marker          bool
+	counts          []kindCount
+	scanned         bool
+	scannedRows     int
+	bigSegmentMeta  bool
+	bigSegmentUsers int
+	otherRows       int
+	otherPrefixes   map[string]bool
+	problems        []string
+	warnings        []string
+}
+
+func (v *verifier) run(ctx context.Context, scan bool) error {
+	if err := lddynamodb.CheckTable(ctx, v.client, v.table); err != nil {
+		return err
+	}
+	marker := lddynamodb.InitedMarker(v.prefix)
+	out, err := v.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(v.table),
+		Key:            keyOf(marker, marker),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return fmt.Errorf("table %q: get marker %q: %w", v.table, marker, err)
+	}
+	v.marker = out.Item != nil
+	rows := 0
+	for _, kind := range kinds {
+		count := kindCount{kind: kind}
+		err := queryNamespace(ctx, v.client, v.table, lddynamodb.Namespace(v.prefix, kind), v.prog,
+			func(row map[string]types.AttributeValue) {
+				rows++
+				deleted, problems, warnings := checkItemRow(kind, row)
+				switch {
+				case len(problems) > 0:
+				case deleted:
+					count.deleted++
+				default:
+					count.items++
+				}
+				v.problems = append(v.problems, problems...)
+				v.warnings = append(v.warnings, warnings...)
+			})
+		if err != nil {
+			return err
+		}
+		v.counts = append(v.counts, count)
+	}
+	if rows > 0 && !v.marker {
+		v.problems = append(v.problems, fmt.Sprintf(
+			"no initialized marker %q but %d flag and segment rows: an Init did not finish, or another tool wrote them; SDKs in daemon mode will see an uninitialized store",
+			marker, rows))
+	}
+	if scan {
+		return v.scan(ctx)
+	}
+	return nil
+}
+
+// scan reads the keys of every row in the table, to find rows that none of the stores writes.
+func (v *verifier) scan(ctx context.Context) error {
+	v.scanned = true
+	v.otherPrefixes = map[string]bool{}
+	proj := expression.NamesList(expression.Name(lddynamodb.AttrNamespace), expression.Name(lddynamodb.AttrKey))
+	expr, err := expression.NewBuilder().WithProjection(proj).Build()
+	if err != nil {
+		return err
+	}
+	paginator := dynamodb.NewScanPaginator(v.client, &dynamodb.ScanInput{
+		TableName:                aws.String(v.table),
+		ProjectionExpression:     expr.Projection(),
+		ExpressionAttributeNames: expr.Names(),
+	})
+	for paginator.HasMorePages() {
+		page, err := paginator.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("table %q: scan: %w", v.table, err)
+		}
+		v.prog.add(len(page.Items))
+		v.scannedRows += len(page.Items)
+		for _, row := range page.Items {
+			namespace, _ := stringAttr(row, lddynamodb.AttrNamespace)
+			key, _ := stringAttr(row, lddynamodb.AttrKey)
+			switch class, other := classify(v.prefix, namespace, key); class {
+			case rowBigSegmentMetadata:
+				v.bigSegmentMeta = true
+			case rowBigSegmentUser:
+				v.bigSegmentUsers++
+			case rowOtherPrefix:
+				v.otherRows++
+				v.otherPrefixes[other] = true
+			case rowUnknown:
+				v.problems = append(v.problems, fmt.Sprintf(
+					"unknown row namespace=%q key=%q: no LaunchDarkly store writes it", namespace, key))
+			}
+		}
+	}
+	return nil
+}
+
+// checkItemRow reads one row of a flag or segment namespace as the SDK would: the store decodes
+// it, then the SDK parses its JSON. It says whether the row is a deleted item, and what is wrong
+// with it.
+func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValue) (deleted bool, problems, warnings []string) {
+	namespace, _ := stringAttr(row, lddynamodb.AttrNamespace)
+	rowKey, _ := stringAttr(row, lddynamodb.AttrKey)
+	name := fmt.Sprintf("%s %q (namespace %q)", kind, rowKey, namespace)
+	if size := lddynamodb.RowSize(row); size > lddynamodb.MaxItemBytes {
+		problems = append(problems, fmt.Sprintf("%s: oversize: %d bytes, over DynamoDB's item limit of %d; the store cannot write it",
+			name, size, lddynamodb.MaxItemBytes))
+	} else if size > nearLimitBytes {
+		warnings = append(warnings, fmt.Sprintf("%s: %d bytes, near DynamoDB's item limit of %d; a little more and it cannot be stored",
+			name, size, lddynamodb.MaxItemBytes))
+	}
+	key, item, err := lddynamodb.DecodeRow(row)
+	if err != nil {
+		return false, append(problems, fmt.Sprintf("%s: undecodable: %v", name, err)), warnings
+	}
+	if item.Deleted {
+		return true, problems, warnings
+	}
+	parsed, err := kind.Deserialize(item.SerializedItem)
+	if err != nil {
+		return false, append(problems, fmt.Sprintf("%s: undecodable: the SDK cannot parse its JSON: %v", name, err)), warnings
+	}
+	if parsed.Item == nil {
+		return true, problems, warnings
+	}
+	if jsonKey := ldvalue.Parse(item.SerializedItem).GetByKey("key").StringValue(); jsonKey != key {
+		problems = append(problems, fmt.Sprintf("%s: its JSON has key %q", name, jsonKey))
+	}
+	if parsed.Version != item.Version {
+		problems = append(problems, fmt.Sprintf("%s: the row has version %d but its JSON has version %d", name, item.Version, parsed.Version))
+	}
+	return false, problems, warnings
+}
+
+type rowClass int
+
+const (
+	rowOwnData rowClass = iota
+	rowOwnMarker
+	rowBigSegmentMetadata
+	rowBigSegmentUser
+	rowOtherPrefix
+	rowUnknown
+)
+
+// classify says what a row is to the store with the given prefix, from its keys alone. For a row
+// of another prefix it also returns that prefix ("" for none).
+func classify(prefix, namespace, key string) (rowClass, string) {
+	own := map[string]rowClass{
+		lddynamodb.InitedMarker(prefix):             rowOwnMarker,
+		withPrefix(prefix, bigSegmentsMetadataName): rowBigSegmentMetadata,
+		withPrefix(prefix, bigSegmentsUserName):     rowBigSegmentUser,
+	}
+	for _, kind := range kinds {
+		own[lddynamodb.Namespace(prefix, kind)] = rowOwnData
+	}
+	if class, ok := own[namespace]; ok {
+		if (class == rowOwnMarker || class == rowBigSegmentMetadata) && key != namespace {
+			return rowUnknown, ""
+		}
+		return class, ""
+	}
+	names := []string{"$inited", bigSegmentsMetadataName, bigSegmentsUserName}
+	for _, kind := range kinds {
+		names = append(names, kind.GetName())
+	}
+	for _, name := range names {
+		if namespace == name {
+			return rowOtherPrefix, ""
+		}
+		if other, ok := strings.CutSuffix(namespace, ":"+name); ok && other != "" {
+			return rowOtherPrefix, other
+		}
+	}
+	return rowUnknown, ""
+}
+
+func withPrefix(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + ":" + name
+}
+
+func (v *verifier) print(w io.Writer) {
+	fmt.Fprintf(w, "table %q: keys ok\n", v.table)
+	if v.prefix == "" {
+		fmt.Fprintln(w, "prefix: none")
+	} else {
+		fmt.Fprintf(w, "prefix: %q\n", v.prefix)
+	}
+	marker := lddynamodb.InitedMarker(v.prefix)
+	empty := true
+	for _, c := range v.counts {
+		empty = empty && c.items == 0 && c.deleted == 0
+	}
+	switch {
+	case v.marker:
+		fmt.Fprintf(w, "initialized marker %q: present\n", marker)
+	case empty:
+		fmt.Fprintf(w, "initialized marker %q: absent (no SDK or Relay Proxy has written this prefix yet)\n", marker)
+	default:
+		fmt.Fprintf(w, "initialized marker %q: absent\n", marker)
+	}
+	for _, c := range v.counts {
+		fmt.Fprintf(w, "%s: %d live, %d deleted\n", c.kind, c.items, c.deleted)
+	}
+	if v.scanned {
+		fmt.Fprintf(w, "scanned %d rows\n", v.scannedRows)
+		if v.bigSegmentMeta || v.bigSegmentUsers > 0 {
+			fmt.Fprintf(w, "big segments: metadata row %s, %d membership rows\n", presence(v.bigSegmentMeta), v.bigSegmentUsers)
+		}
+		if v.otherRows > 0 {
+			var prefixes []string
+			for p := range v.otherPrefixes {
+				prefixes = append(prefixes, fmt.Sprintf("%q", p))
+			}
+			sort.Strings(prefixes)
+			fmt.Fprintf(w, "rows of other prefixes: %d (prefixes %s)\n", v.otherRows, strings.Join(prefixes, ", "))
+		}
+	}
+	printList(w, "warnings", v.warnings)
+	printList(w, "problems", v.problems)
+	if len(v.problems) == 0 {
+		fmt.Fprintln(w, "ok")
+	}
+}
+
+func presence(present bool) string {
+	if present {
+		return "present"
+	}
+	return "absent"
+}
+
+func printList(w io.Writer, title string, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s (%d):\n", title, len(lines))
+	for i, line := range lines {
+		if i == maxListed {
+			fmt.Fprintf(w, "  ... and %d more\n", len(lines)-maxListed)
+			break
+		}
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+}
+
+func keyOf(namespace, key string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		lddynamodb.AttrNamespace: &types.AttributeValueMemberS{Value: namespace},
+		lddynamodb.AttrKey:       &types.AttributeValueMemberS{Value: key},
+	}
+}
+
+func stringAttr(row map[string]types.AttributeValue, name string) (string, bool) {
+	v, ok := row[name].(*types.AttributeValueMemberS)
+	if !ok {
+		return "", false
+	}
+	return v.Value, true
+}
