@@ -1,0 +1,93 @@
+// Command lambda is an AWS Lambda function that evaluates a LaunchDarkly flag from a DynamoDB
+// table in daemon mode: the Relay Proxy (or another SDK) keeps the table up to date, and the
+// function only reads it, so it opens no streaming connection that a frozen container would drop.
+//
+// The SDK client is made once per container, in main, before the first invocation; warm
+// invocations reuse it and its 30-second cache, and so make no DynamoDB call for flags read in
+// the last 30 seconds.
+//
+// Environment:
+//
+//	LAUNCHDARKLY_SDK_KEY             the environment's server-side SDK key (for events)
+//	LAUNCHDARKLY_DYNAMODB_TABLE      the table the Relay Proxy writes
+//	LAUNCHDARKLY_DYNAMODB_PREFIX     the Relay Proxy's prefix for this environment, if any
+//
+// The function's role needs dynamodb:GetItem and dynamodb:Query on the table.
+//
+// Invoke it with {"flag": "my-flag", "context": "user-key"}; it answers with the value and the
+// reason, such as {"flag": "my-flag", "value": true, "reason": {"kind": "FALLTHROUGH"}}.
+package main
+
+import (
+	"context"
+	"errors"
+	"log"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+
+	"github.com/lddynamodb/lddynamodb"
+)
+
+// flushTimeout bounds how long an invocation waits to send its analytics events: Lambda may
+// freeze the container as soon as the handler returns, so events left in the queue could be lost.
+const flushTimeout = 2 * time.Second
+
+// Request is the invocation's input.
+type Request struct {
+	Flag    string `json:"flag"`
+	Context string `json:"context"`
+}
+
+// Response is the flag's value for the context, and why.
+type Response struct {
+	Flag   string                    `json:"flag"`
+	Value  ldvalue.Value             `json:"value"`
+	Reason ldreason.EvaluationReason `json:"reason"`
+}
+
+// handler evaluates flags with one SDK client for the life of the container.
+type handler struct {
+	client *ld.LDClient
+}
+
+// Handle evaluates the requested flag. A flag that does not exist, or an unreadable table, gives
+// a null value and an ERROR reason rather than a failed invocation, as an SDK evaluation does.
+func (h handler) Handle(ctx context.Context, req Request) (Response, error) {
+	if req.Flag == "" || req.Context == "" {
+		return Response{}, errors.New(`the request needs "flag" and "context"`)
+	}
+	value, detail, _ := h.client.JSONVariationDetailCtx(ctx, req.Flag, ldcontext.New(req.Context), ldvalue.Null())
+	h.client.FlushAndWait(flushTimeout)
+	return Response{Flag: req.Flag, Value: value, Reason: detail.Reason}, nil
+}
+
+// daemonConfig is the SDK configuration for reading flags from the table only. It makes the
+// store's DynamoDB client from the function's role, through the default AWS configuration chain.
+func daemonConfig(store *lddynamodb.DataStoreBuilder) ld.Config {
+	return ld.Config{
+		DataSource: ldcomponents.ExternalUpdatesOnly(),
+		DataStore:  ldcomponents.PersistentDataStore(store).CacheSeconds(30),
+	}
+}
+
+func main() {
+	sdkKey := os.Getenv("LAUNCHDARKLY_SDK_KEY")
+	table := os.Getenv("LAUNCHDARKLY_DYNAMODB_TABLE")
+	if sdkKey == "" || table == "" {
+		log.Fatal("set LAUNCHDARKLY_SDK_KEY and LAUNCHDARKLY_DYNAMODB_TABLE")
+	}
+	store := lddynamodb.DataStore(table).Prefix(os.Getenv("LAUNCHDARKLY_DYNAMODB_PREFIX"))
+	// In daemon mode the client is ready at once: it makes no connection to wait for.
+	client, err := ld.MakeCustomClient(sdkKey, daemonConfig(store), 5*time.Second)
+	if err != nil {
+		log.Fatalf("creating the LaunchDarkly client: %v", err)
+	}
+	lambda.Start(handler{client: client}.Handle)
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/launchdarkly/go-server-sdk/v7/testhelpers/ldtestdata"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m))
+}
+
+func storeFor(table, prefix string) *lddynamodb.DataStoreBuilder {
+	return lddynamodb.DataStore(table).Prefix(prefix).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint)
+}
+
+func makeClient(t *testing.T, config ld.Config) *ld.LDClient {
+	t.Helper()
+	config.Events = ldcomponents.NoEvents()
+	config.Logging = ldcomponents.NoLogging()
+	client, err := ld.MakeCustomClient("sdk-key", config, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// TestHandlerReadsFlagsFromTable fills a table as the Relay Proxy would (an SDK client with a
+// data source and the DynamoDB store, whose Init writes the flags), then invokes the handler with
+// the function's own daemon-mode configuration.
+func TestHandlerReadsFlagsFromTable(t *testing.T) {
+	table := testenv.NewTable(t)
+	td := ldtestdata.DataSource()
+	td.Update(td.Flag("new-checkout").BooleanFlag().VariationForUser("user-1", true).FallthroughVariation(false))
+	td.Update(td.Flag("banner").ValueForAll(ldvalue.String("spring sale")))
+	makeClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(storeFor(table, "prod"))})
+
+	h := handler{client: makeClient(t, daemonConfig(storeFor(table, "prod")))}
+	cases := []struct {
+		name       string
+		req        Request
+		wantValue  ldvalue.Value
+		wantReason ldreason.EvalReasonKind
+	}{
+		{"targeted", Request{Flag: "new-checkout", Context: "user-1"}, ldvalue.Bool(true), ldreason.EvalReasonTargetMatch},
+		{"fallthrough", Request{Flag: "new-checkout", Context: "user-2"}, ldvalue.Bool(false), ldreason.EvalReasonFallthrough},
+		{"string flag", Request{Flag: "banner", Context: "user-2"}, ldvalue.String("spring sale"), ldreason.EvalReasonFallthrough},
+		{"unknown flag", Request{Flag: "nope", Context: "user-1"}, ldvalue.Null(), ldreason.EvalReasonError},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, err := h.Handle(context.Background(), c.req)
+			require.NoError(t, err)
+			assert.Equal(t, c.req.Flag, resp.Flag)
+			assert.Equal(t, c.wantValue, resp.Value)
+			assert.Equal(t, c.wantReason, resp.Reason.GetKind())
+		})
+	}
+
+	// The response is what Lambda sends back as JSON.
+	resp, err := h.Handle(context.Background(), Request{Flag: "new-checkout", Context: "user-1"})
+	require.NoError(t, err)
+	data, err := json.Marshal(resp)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"flag":"new-checkout","value":true,"reason":{"kind":"TARGET_MATCH"}}`, string(data))
+}
+
+func TestHandlerWithOtherPrefixSeesNoFlags(t *testing.T) {
+	table := testenv.NewTable(t)
+	td := ldtestdata.DataSource()
+	td.Update(td.Flag("new-checkout").BooleanFlag().VariationForAll(true))
+	makeClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(storeFor(table, "prod"))})
+
+	h := handler{client: makeClient(t, daemonConfig(storeFor(table, "staging")))}
+	resp, err := h.Handle(context.Background(), Request{Flag: "new-checkout", Context: "user-1"})
+	require.NoError(t, err)
+	assert.Equal(t, ldvalue.Null(), resp.Value)
+	assert.Equal(t, ldreason.EvalReasonError, resp.Reason.GetKind())
+}
+
+func TestHandlerRejectsIncompleteRequest(t *testing.T) {
+	h := handler{client: makeClient(t, daemonConfig(storeFor(testenv.NewTable(t), "")))}
+	for _, req := range []Request{{Flag: "f"}, {Context: "c"}} {
+		_, err := h.Handle(context.Background(), req)
+		assert.ErrorContains(t, err, `needs "flag" and "context"`)
+	}
+}
