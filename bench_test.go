@@ -1,0 +1,244 @@
+package lddynamodb_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+// The benchmarks run against the local DynamoDB (or DYNAMODB_ENDPOINT), so their times measure
+// the server as much as the store: compare the DynamoDB work per operation they report
+// (calls/op, items-written/op, bytes-written/op, capacity-units/op), which carries over to AWS.
+// Each sub-benchmark gets its own store and Metrics, and counts only the timed operations.
+
+var benchTables atomic.Int64
+
+// benchTable creates an empty table and returns it with a function that deletes it, so that a
+// benchmark that needs a fresh table per iteration does not keep them all in memory.
+func benchTable(b *testing.B) (string, func()) {
+	b.Helper()
+	name := fmt.Sprintf("lddynamodb-bench-%d-%d", time.Now().UnixNano(), benchTables.Add(1))
+	client := testenv.Client()
+	require.NoError(b, lddynamodb.CreateTable(context.Background(), client, name))
+	return name, func() {
+		_, err := client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+		require.NoError(b, err)
+	}
+}
+
+// reportWork reports the DynamoDB work counted in m per benchmark iteration.
+func reportWork(b *testing.B, m *lddynamodb.Metrics) {
+	s := m.Snapshot()
+	n := float64(b.N)
+	b.ReportMetric(float64(s.TotalCalls())/n, "calls/op")
+	ops := make([]string, 0, len(s.Calls))
+	for op := range s.Calls {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	for _, op := range ops {
+		b.ReportMetric(float64(s.Calls[op])/n, op+"/op")
+	}
+	b.ReportMetric(float64(s.ItemsWritten)/n, "items-written/op")
+	b.ReportMetric(float64(s.BytesWritten)/n, "bytes-written/op")
+	b.ReportMetric(s.CapacityUnits/n, "capacity-units/op")
+	if errs := (lddynamodb.MetricsSnapshot{Calls: s.Errors}).TotalCalls(); errs != 0 {
+		b.Fatalf("%d DynamoDB calls failed: %v", errs, s.Errors)
+	}
+}
+
+// benchData is n items, 90 % flags and 10 % segments, every item at the given version.
+func benchData(n, version int) []ldstoretypes.SerializedCollection {
+	return perfData(n-n/10, n/10, version)
+}
+
+// benchColdInit times Init of data into a new empty table, once per iteration, by a store with
+// the given options.
+func benchColdInit(b *testing.B, data []ldstoretypes.SerializedCollection, options func(*lddynamodb.DataStoreBuilder)) {
+	m := &lddynamodb.Metrics{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		table, drop := benchTable(b)
+		builder := dataStore(table).Metrics(m)
+		options(builder)
+		store := perfStore(b, builder)
+		b.StartTimer()
+		err := store.Init(data)
+		b.StopTimer()
+		require.NoError(b, err)
+		require.NoError(b, store.Close())
+		drop()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportWork(b, m)
+}
+
+// benchReInit times Init of a table that already holds initial: iteration i writes
+// versions[i%len(versions)], so that each iteration changes the same share of the items.
+func benchReInit(b *testing.B, initial []ldstoretypes.SerializedCollection, versions ...[]ldstoretypes.SerializedCollection) {
+	table := testenv.NewTable(b)
+	require.NoError(b, perfStore(b, dataStore(table)).Init(initial))
+	m := &lddynamodb.Metrics{}
+	store := perfStore(b, dataStore(table).Metrics(m))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		require.NoError(b, store.Init(versions[i%len(versions)]))
+	}
+	b.StopTimer()
+	reportWork(b, m)
+}
+
+// BenchmarkInit measures Init of 1,000 and 10,000 items (about 1 KB each): cold into an empty
+// table, and again over the same table with nothing or 10 % of the items changed.
+func BenchmarkInit(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		data := benchData(n, 1)
+		changed := perfWithChanges(data, []int{len(data[0].Items) / 10, len(data[1].Items) / 10}, 2)
+		b.Run(fmt.Sprintf("items=%d/cold", n), func(b *testing.B) {
+			benchColdInit(b, data, func(*lddynamodb.DataStoreBuilder) {})
+		})
+		b.Run(fmt.Sprintf("items=%d/unchanged", n), func(b *testing.B) {
+			benchReInit(b, data, data)
+		})
+		// Alternating between the two data sets changes the same 10 % every time.
+		b.Run(fmt.Sprintf("items=%d/changed=10%%", n), func(b *testing.B) {
+			benchReInit(b, data, changed, data)
+		})
+	}
+}
+
+// BenchmarkInitBatchConcurrency measures a cold Init of 10,000 items with BatchWriteItem calls
+// one at a time and with more in flight: the speedup of BatchConcurrency. The local server
+// answers in about a millisecond, where DynamoDB in a region takes 5-10 ms, so the rtt=10ms
+// cases add 10 ms to every call to show the speedup where latency, not the server, dominates.
+func BenchmarkInitBatchConcurrency(b *testing.B) {
+	data := benchData(10000, 1)
+	for _, rtt := range []time.Duration{0, 10 * time.Millisecond} {
+		for _, concurrency := range []int{1, 2, 4, lddynamodb.DefaultBatchConcurrency, 16} {
+			b.Run(fmt.Sprintf("items=10000/rtt=%v/concurrency=%d", rtt, concurrency), func(b *testing.B) {
+				benchColdInit(b, data, func(d *lddynamodb.DataStoreBuilder) {
+					d.BatchConcurrency(concurrency)
+					if rtt > 0 {
+						d.ClientOptions(func(o *dynamodb.Options) { o.HTTPClient = slowHTTPClient{o.HTTPClient, rtt} })
+					}
+				})
+			})
+		}
+	}
+}
+
+// slowHTTPClient delays every request, like the round trip to a DynamoDB region.
+type slowHTTPClient struct {
+	inner dynamodb.HTTPClient
+	delay time.Duration
+}
+
+func (c slowHTTPClient) Do(req *http.Request) (*http.Response, error) {
+	select {
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	case <-time.After(c.delay):
+	}
+	return c.inner.Do(req)
+}
+
+// benchStore is a store over a table initialized with 1,000 items, counting into m.
+func benchStore(b *testing.B, m *lddynamodb.Metrics) subsystems.PersistentDataStore {
+	table := testenv.NewTable(b)
+	require.NoError(b, perfStore(b, dataStore(table)).Init(perfData(1000, 100, 10)))
+	return perfStore(b, dataStore(table).Metrics(m))
+}
+
+// BenchmarkGet measures Get of one flag out of 1,000.
+func BenchmarkGet(b *testing.B) {
+	m := &lddynamodb.Metrics{}
+	store := benchStore(b, m)
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = perfFlag(i, 10).Key
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		item, err := store.Get(ldstoreimpl.Features(), keys[i%len(keys)])
+		if err != nil || item.Version != 10 {
+			b.Fatalf("get %s: version %d, error %v", keys[i%len(keys)], item.Version, err)
+		}
+	}
+	b.StopTimer()
+	reportWork(b, m)
+}
+
+// BenchmarkGetAll measures GetAll of 1,000 flags (about 1 MB, one Query page).
+func BenchmarkGetAll(b *testing.B) {
+	m := &lddynamodb.Metrics{}
+	store := benchStore(b, m)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		items, err := store.GetAll(ldstoreimpl.Features())
+		if err != nil || len(items) != 1000 {
+			b.Fatalf("get all: %d items, error %v", len(items), err)
+		}
+	}
+	b.StopTimer()
+	reportWork(b, m)
+}
+
+// BenchmarkUpsert measures Upsert of a flag newer than the stored one (written) and of one
+// older (refused by DynamoDB's condition, no write).
+func BenchmarkUpsert(b *testing.B) {
+	features := ldstoreimpl.Features()
+	b.Run("newer", func(b *testing.B) {
+		m := &lddynamodb.Metrics{}
+		store := benchStore(b, m)
+		// Each iteration raises one of the flags by one version, as a stream of updates would.
+		items := make([]ldstoretypes.KeyedSerializedItemDescriptor, b.N)
+		for i := range items {
+			items[i] = perfFlag(i%1000, 11+i/1000)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for _, it := range items {
+			updated, err := store.Upsert(features, it.Key, it.Item)
+			if err != nil || !updated {
+				b.Fatalf("upsert %s version %d: updated %v, error %v", it.Key, it.Item.Version, updated, err)
+			}
+		}
+		b.StopTimer()
+		reportWork(b, m)
+	})
+	b.Run("stale", func(b *testing.B) {
+		m := &lddynamodb.Metrics{}
+		store := benchStore(b, m)
+		stale := perfFlag(0, 9)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			updated, err := store.Upsert(features, stale.Key, stale.Item)
+			if err != nil || updated {
+				b.Fatalf("upsert of a stale version: updated %v, error %v", updated, err)
+			}
+		}
+		b.StopTimer()
+		reportWork(b, m)
+	})
+}
