@@ -603,3 +603,35 @@ func TestInitStopsAtFirstFailedBatch(t *testing.T) {
 	assert.Zero(t, got.Calls["PutItem"], "marker writes")
 	assert.False(t, store.IsInitialized())
 }
+
+// TestTombstoneCheckReadsTopLevelOnly covers the streaming check that decides, on every read,
+// whether a small item is a tombstone: only the top-level "deleted" property counts.
+func TestTombstoneCheckReadsTopLevelOnly(t *testing.T) {
+	cases := []struct {
+		name    string
+		item    string
+		deleted bool
+	}{
+		{"top level, after nested objects", `{"key":"f","rules":[{"deleted":false}],"version":3,"deleted":true}`, true},
+		{"top level, with spaces", `{ "key" : "f" , "deleted" : true }`, true},
+		{"only in a variation value", `{"key":"f","variations":[{"deleted":true}],"version":3,"deleted":false}`, false},
+		{"only as a string", `{"key":"f","values":["deleted",true],"version":3}`, false},
+		{"not a boolean", `{"key":"f","deleted":"true"}`, false},
+		{"not JSON", `{"deleted":tru`, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, item, err := lddynamodb.DecodeRow(map[string]types.AttributeValue{
+				"namespace": &types.AttributeValueMemberS{Value: "features"},
+				"key":       &types.AttributeValueMemberS{Value: "f"},
+				"version":   &types.AttributeValueMemberN{Value: "3"},
+				"item":      &types.AttributeValueMemberS{Value: c.item},
+			})
+			require.NoError(t, err)
+			assert.Equal(t, c.deleted, item.Deleted)
+			if !c.deleted {
+				assert.Equal(t, c.item, string(item.SerializedItem))
+			}
+		})
+	}
+}

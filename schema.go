@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-jsonstream/v3/jreader"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 )
@@ -155,11 +156,23 @@ func decodeRow(row map[string]types.AttributeValue) (string, ldstoretypes.Serial
 	return key, ldstoretypes.SerializedItemDescriptor{Version: version, SerializedItem: data}, nil
 }
 
+// isTombstone says whether the item's top-level "deleted" property is true. It reads the top
+// level as a stream, skipping the other values without building them: most flags are small
+// enough to be checked, and parsing each into a tree on every read cost more than the read.
 func isTombstone(data []byte) bool {
 	if len(data) > maxTombstoneBytes || !bytes.Contains(data, []byte(`"deleted"`)) {
 		return false
 	}
-	return ldvalue.Parse(data).GetByKey("deleted").BoolValue()
+	r := jreader.NewReader(data)
+	for obj := r.Object(); obj.Next(); {
+		if string(obj.Name()) == "deleted" {
+			return r.Bool()
+		}
+		if r.SkipValue() != nil {
+			return false
+		}
+	}
+	return false
 }
 
 func stringAttr(row map[string]types.AttributeValue, name string) (string, bool) {
