@@ -282,10 +282,7 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 		return nil
 	})
 	if err != nil {
-		var rowErr *RowError
-		if errors.As(err, &rowErr) {
-			return nil, s.errorf(err, "get all %s", kind)
-		}
+		// An undecodable row is not transient, so stale data never hides it.
 		return s.stale.all(kind, s.errorf(err, "get all %s", kind))
 	}
 	s.stale.storeAll(kind, items)
