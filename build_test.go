@@ -1,0 +1,163 @@
+package lddynamodb_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+// buildNoAWSEnvironment hides every source of AWS settings that the default configuration chain
+// reads, so that a test sees a machine where nothing is configured (and never reaches the
+// instance metadata service).
+func buildNoAWSEnvironment(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, name := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ENDPOINT_URL",
+		"AWS_ENDPOINT_URL_DYNAMODB"} {
+		t.Setenv(name, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", missing)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", missing)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+func buildContext(loggers ldlog.Loggers) subsystems.ClientContext {
+	return subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: loggers}}
+}
+
+// TestBuildErrorsSayWhatToFix gives Build configurations that cannot work: each fails at Build
+// with an error that names the table and says what to set.
+func TestBuildErrorsSayWhatToFix(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tests := []struct {
+		name    string
+		env     func(t *testing.T)
+		builder func() *lddynamodb.DataStoreBuilder
+		wantErr []string
+	}{
+		{"empty table", nil, func() *lddynamodb.DataStoreBuilder { return dataStore("") }, []string{"table name is empty"}},
+		{"no region in the config", nil, func() *lddynamodb.DataStoreBuilder {
+			cfg := testenv.AWSConfig()
+			cfg.Region = ""
+			return lddynamodb.DataStore("my-table").ClientConfig(cfg, testenv.WithEndpoint)
+		}, []string{`"my-table"`, "no AWS region", "AWS_REGION"}},
+		{"no region anywhere", buildNoAWSEnvironment, func() *lddynamodb.DataStoreBuilder {
+			return lddynamodb.DataStore("my-table").ClientOptions(testenv.WithEndpoint)
+		}, []string{`"my-table"`, "no AWS region", "AWS_REGION"}},
+		{"no credentials in the config", nil, func() *lddynamodb.DataStoreBuilder {
+			cfg := testenv.AWSConfig()
+			cfg.Credentials = nil
+			return lddynamodb.DataStore("my-table").ClientConfig(cfg, testenv.WithEndpoint)
+		}, []string{`"my-table"`, "no AWS credentials"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != nil {
+				tt.env(t)
+			}
+			store, err := tt.builder().InitTimeout(5 * time.Second).Build(buildContext(ldlog.NewDisabledLoggers()))
+			assert.Nil(t, store)
+			require.Error(t, err)
+			for _, want := range tt.wantErr {
+				assert.ErrorContains(t, err, want)
+			}
+		})
+	}
+}
+
+// buildFirstUseErrors runs each store operation on a store that builds but cannot work, and
+// returns the errors of those that return one; the others must report false.
+func buildFirstUseErrors(t *testing.T, store subsystems.PersistentDataStore) map[string]error {
+	t.Helper()
+	errs := map[string]error{}
+	errs["Init"] = store.Init([]ldstoretypes.SerializedCollection{
+		{Kind: ldstoreimpl.Features(), Items: []ldstoretypes.KeyedSerializedItemDescriptor{relFlag("my-flag", 1)}}})
+	_, errs["Get"] = store.Get(ldstoreimpl.Features(), "my-flag")
+	_, errs["GetAll"] = store.GetAll(ldstoreimpl.Features())
+	_, errs["Upsert"] = store.Upsert(ldstoreimpl.Features(), "my-flag", relFlag("my-flag", 1).Item)
+	assert.False(t, store.IsInitialized(), "IsInitialized")
+	assert.False(t, store.IsStoreAvailable(), "IsStoreAvailable")
+	return errs
+}
+
+// TestFirstUseErrorsSayWhatToFix builds stores that Build cannot check without a DynamoDB call:
+// every operation then fails with an error that names the table, the key where there is one,
+// and the cause to fix; IsInitialized logs its error.
+func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
+	wrongKeys := fmt.Sprintf("lddynamodb-wrong-keys-%d", time.Now().UnixNano())
+	_, err := testenv.Client().CreateTable(context.Background(), &dynamodb.CreateTableInput{
+		TableName:            aws.String(wrongKeys),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = testenv.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(wrongKeys)})
+	})
+	closed := testenv.ClosedEndpoint(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tests := []struct {
+		name    string
+		env     func(t *testing.T)
+		table   string
+		builder func() *lddynamodb.DataStoreBuilder
+		wantErr string
+	}{
+		{"unreachable endpoint", nil, "my-table", func() *lddynamodb.DataStoreBuilder {
+			return lddynamodb.DataStore("my-table").ClientConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
+				o.BaseEndpoint = aws.String(closed)
+				o.RetryMaxAttempts = 2
+			})
+		}, "connection refused"},
+		{"no credentials anywhere", func(t *testing.T) {
+			buildNoAWSEnvironment(t)
+			t.Setenv("AWS_REGION", "us-east-1")
+		}, "my-table", func() *lddynamodb.DataStoreBuilder {
+			return lddynamodb.DataStore("my-table").ClientOptions(testenv.WithEndpoint)
+		}, "credentials"},
+		{"missing table", nil, "my-table", func() *lddynamodb.DataStoreBuilder { return dataStore("my-table") }, "ResourceNotFoundException"},
+		{"table with other keys", nil, wrongKeys, func() *lddynamodb.DataStoreBuilder { return dataStore(wrongKeys) }, "ValidationException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != nil {
+				tt.env(t)
+			}
+			mockLog := ldlogtest.NewMockLog()
+			store, err := tt.builder().InitTimeout(5 * time.Second).Build(buildContext(mockLog.Loggers))
+			require.NoError(t, err, "Build makes no DynamoDB call, so it cannot know yet")
+			defer store.Close()
+			errs := buildFirstUseErrors(t, store)
+			t.Logf("Get says: %v", errs["Get"])
+			for op, err := range errs {
+				require.Error(t, err, op)
+				assert.ErrorContains(t, err, tt.wantErr, op)
+				assert.ErrorContains(t, err, strconv.Quote(tt.table), op)
+				if op == "Get" || op == "Upsert" {
+					assert.ErrorContains(t, err, `"my-flag"`, op)
+				}
+			}
+			assert.True(t, mockLog.HasMessageMatch(ldlog.Warn, tt.wantErr), "IsInitialized logs why it cannot tell")
+		})
+	}
+}
