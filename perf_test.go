@@ -106,14 +106,6 @@ func perfWithChanges(data []ldstoretypes.SerializedCollection, changed []int, ve
 	return out
 }
 
-func perfItemCount(data []ldstoretypes.SerializedCollection) int {
-	n := 0
-	for _, coll := range data {
-		n += len(coll.Items)
-	}
-	return n
-}
-
 // perfBatches is the number of BatchWriteItem calls that n writes need: ceil(n/25).
 func perfBatches(n int) int64 { return int64((n + perfBatchSize - 1) / perfBatchSize) }
 
