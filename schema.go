@@ -68,14 +68,18 @@ func rowKey(namespace, key string) map[string]types.AttributeValue {
 // encodeRow is the row that stores one item. A deleted item without serialized form gets the
 // tombstone JSON that the other stores also write, so that every row has an `item`.
 func encodeRow(namespace, key string, item ldstoretypes.SerializedItemDescriptor) map[string]types.AttributeValue {
-	data := item.SerializedItem
-	if len(data) == 0 {
-		data = tombstoneJSON(key, item.Version)
-	}
 	row := rowKey(namespace, key)
 	row[attrVersion] = &types.AttributeValueMemberN{Value: strconv.Itoa(item.Version)}
-	row[attrItem] = &types.AttributeValueMemberS{Value: string(data)}
+	row[attrItem] = &types.AttributeValueMemberS{Value: string(itemText(key, item))}
 	return row
+}
+
+// itemText is what a row's `item` holds for an item.
+func itemText(key string, item ldstoretypes.SerializedItemDescriptor) []byte {
+	if len(item.SerializedItem) == 0 {
+		return tombstoneJSON(key, item.Version)
+	}
+	return item.SerializedItem
 }
 
 func tombstoneJSON(key string, version int) []byte {

@@ -2,6 +2,7 @@ package lddynamodb
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -89,23 +90,24 @@ func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
 	var writes []types.WriteRequest
 	for _, coll := range allData {
 		namespace := namespaceFor(s.prefix, coll.Kind)
-		stored, err := s.storedVersions(ctx, namespace)
+		stored, err := s.storedRows(ctx, namespace)
 		if err != nil {
 			return s.errorf(err, "init: reading keys of %s", coll.Kind)
 		}
-		// Differential Init: a row that already holds the new item's version is left alone.
-		// LaunchDarkly versions are unique per item, so an equal version means an equal item. If
-		// another writer raises a row's version after the Query, skipping keeps its newer row
-		// where a rewrite would have replaced it: skipping never loses more than rewriting.
+		// Differential Init: a row that already holds the new item, same version and same JSON,
+		// is left alone. The JSON is compared too because not every data source bumps versions
+		// (the file data source keeps a flag's version when the file changes). If another writer
+		// raises a row's version after the Query, skipping keeps its newer row where a rewrite
+		// would have replaced it: skipping never loses more than rewriting.
 		for _, item := range coll.Items {
-			version, exists := stored[item.Key]
+			old, exists := stored[item.Key]
 			delete(stored, item.Key)
-			if exists && version == item.Item.Version {
+			if exists && old.version == item.Item.Version && old.digest == sha256.Sum256(itemText(item.Key, item.Item)) {
 				continue
 			}
 			row := encodeRow(namespace, item.Key, item.Item)
 			if size := rowSize(row); size > MaxItemBytes {
-				s.loggers.Warnf("table %q: %s %q is %d bytes, over DynamoDB's item limit of %d; not stored",
+				s.loggers.Warnf("table %q: %s %q is %d bytes, over DynamoDB's item limit of %d; not stored (its row, if any, is left as it was)",
 					s.table, coll.Kind, item.Key, size, MaxItemBytes)
 				continue
 			}
@@ -131,13 +133,20 @@ func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
 	return nil
 }
 
-// storedVersions reads the key and version of every row in a namespace. The read is strongly
-// consistent whatever ConsistentReads says: an eventually consistent one could miss a row written
-// a moment ago (which Init would then leave behind) or still show one just deleted at the new
-// version (which Init would then skip).
-func (s *store) storedVersions(ctx context.Context, namespace string) (map[string]int, error) {
-	proj := expression.NamesList(expression.Name(AttrKey), expression.Name(attrVersion))
-	versions := map[string]int{}
+// storedRow is what Init needs to know of a row to decide whether to rewrite it.
+type storedRow struct {
+	version int
+	digest  [sha256.Size]byte // of the item's JSON, so that the JSON itself need not be kept
+}
+
+// storedRows reads the key, version and item digest of every row in a namespace. Projecting away
+// only `namespace` saves nothing worth having: DynamoDB charges a Query, and cuts its 1 MB pages,
+// by the size of the whole rows read. The read is strongly consistent whatever ConsistentReads
+// says: an eventually consistent one could miss a row written a moment ago (which Init would
+// then leave behind) or still show one just deleted at the new version (which Init would skip).
+func (s *store) storedRows(ctx context.Context, namespace string) (map[string]storedRow, error) {
+	proj := expression.NamesList(expression.Name(AttrKey), expression.Name(attrVersion), expression.Name(attrItem))
+	rows := map[string]storedRow{}
 	err := s.query(ctx, namespace, true, &proj, func(row map[string]types.AttributeValue) error {
 		key, _ := stringAttr(row, AttrKey)
 		// A row whose version cannot be read is rewritten, so -1 never equals a real version.
@@ -145,10 +154,11 @@ func (s *store) storedVersions(ctx context.Context, namespace string) (map[strin
 		if err != nil {
 			version = -1
 		}
-		versions[key] = version
+		text, _ := stringAttr(row, attrItem)
+		rows[key] = storedRow{version: version, digest: sha256.Sum256([]byte(text))}
 		return nil
 	})
-	return versions, err
+	return rows, err
 }
 
 // query calls fn for every row of a namespace, page by page, with an optional projection and

@@ -287,3 +287,24 @@ func TestDescribeConfigurationNamesDynamoDB(t *testing.T) {
 	ctx, _ := testenv.Context()
 	assert.Equal(t, ldvalue.String("DynamoDB"), lddynamodb.DataStore("t").DescribeConfiguration(ctx))
 }
+
+// The file data source keeps a flag's version when the file changes, so Init must compare the
+// JSON as well as the version before it skips a row.
+func TestInitRewritesChangedItemOfSameVersion(t *testing.T) {
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store, _ := testenv.Build(t, dataStore(table).Metrics(metrics))
+	before := testenv.Flag("from-file", 0, 0)
+	after := testenv.Flag("from-file", 0, 10) // same version, another variation
+	require.NotEqual(t, before.Item.SerializedItem, after.Item.SerializedItem)
+
+	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{before}, nil)))
+	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{after}, nil)))
+	item, err := store.Get(features, "from-file")
+	require.NoError(t, err)
+	assert.Equal(t, string(after.Item.SerializedItem), string(item.SerializedItem))
+
+	metrics.Reset()
+	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{after}, nil)))
+	assert.Zero(t, metrics.Snapshot().Calls["BatchWriteItem"], "an identical item is not rewritten")
+}
