@@ -16,16 +16,6 @@ import (
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 )
 
-// The big segment rows, as the Relay Proxy writes them and every SDK's DynamoDB store reads them
-// (see the layout in schema.go); changing any name breaks interoperability.
-const (
-	bigSegmentsMetadataKey  = "big_segments_metadata"
-	bigSegmentsUserKey      = "big_segments_user"
-	bigSegmentsSyncTimeAttr = "synchronizedOn"
-	bigSegmentsIncludedAttr = "included"
-	bigSegmentsExcludedAttr = "excluded"
-)
-
 // BigSegmentStoreBuilder configures the DynamoDB big segment store, which reads the big segment
 // membership that the Relay Proxy writes to a table. Create it with BigSegmentStore and pass it
 // to ldcomponents.BigSegments:

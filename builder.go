@@ -11,6 +11,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 )
@@ -218,7 +219,7 @@ func (b *DataStoreBuilder) BatchConcurrency(n int) *DataStoreBuilder {
 // ConsistentReads sets whether Get, GetAll and IsInitialized use strongly consistent reads (the
 // default, true). Eventually consistent reads cost half the read capacity but may miss a write
 // made in the last second or so; that suits daemon-mode readers whose SDK cache already serves
-// data that old. Writes are unaffected.
+// data that old. Writes, and the key Query of Init, stay strongly consistent.
 func (b *DataStoreBuilder) ConsistentReads(consistent bool) *DataStoreBuilder {
 	b.consistentReads = consistent
 	return b
@@ -251,7 +252,11 @@ func (b *DataStoreBuilder) Build(ctx subsystems.ClientContext) (subsystems.Persi
 	if err != nil {
 		return nil, err
 	}
-	return newStore(b, conn, ctx.GetLogging().Loggers), nil
+	loggers := ldlog.NewDefaultLoggers() // for a caller that builds the store without the SDK
+	if ctx != nil {
+		loggers = ctx.GetLogging().Loggers
+	}
+	return newStore(b, conn, loggers), nil
 }
 
 // DescribeConfiguration tells the SDK's diagnostic events that the data store is DynamoDB.

@@ -54,9 +54,7 @@ func TestReadsRowsThatOtherSDKsWrote(t *testing.T) {
 			rows, err := testenv.LoadRows(filepath.Join("testdata", "rows", tt.file))
 			require.NoError(t, err)
 			table := testenv.NewTable(t)
-			for _, row := range rows {
-				testenv.PutRow(t, table, row)
-			}
+			testenv.PutRows(t, table, rows)
 			builder := dataStore(table).Prefix(tt.prefix)
 
 			store, _ := testenv.Build(t, builder)

@@ -31,7 +31,9 @@ type MetricsSnapshot struct {
 	ItemsWritten int64
 	// BytesWritten is the size of the rows put, as DynamoDB counts them (names plus values).
 	BytesWritten int64
-	// CapacityUnits is the sum of read and write capacity units that DynamoDB reported.
+	// CapacityUnits is the sum of read and write capacity units that DynamoDB reported. DynamoDB
+	// reports none for a conditional write it refused (an Upsert of an older version), although
+	// it charges one write unit for it.
 	CapacityUnits float64
 	// StaleReads counts reads that failed and were answered from the stale-if-error cache.
 	StaleReads int64

@@ -36,6 +36,15 @@ const (
 	maxTombstoneBytes = 1024
 )
 
+// The big segment rows, as the Relay Proxy writes them and every SDK's DynamoDB store reads them.
+const (
+	bigSegmentsMetadataKey  = "big_segments_metadata"
+	bigSegmentsUserKey      = "big_segments_user"
+	bigSegmentsSyncTimeAttr = "synchronizedOn"
+	bigSegmentsIncludedAttr = "included"
+	bigSegmentsExcludedAttr = "excluded"
+)
+
 // jsonNull is how the Java and .NET stores write a deleted item.
 var jsonNull = []byte("null")
 

@@ -308,3 +308,10 @@ func TestInitRewritesChangedItemOfSameVersion(t *testing.T) {
 	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{after}, nil)))
 	assert.Zero(t, metrics.Snapshot().Calls["BatchWriteItem"], "an identical item is not rewritten")
 }
+
+func TestBuildWithoutClientContext(t *testing.T) {
+	store, err := dataStore(testenv.NewTable(t)).Build(nil)
+	require.NoError(t, err)
+	defer store.Close()
+	assert.False(t, store.IsInitialized())
+}

@@ -1,14 +1,11 @@
 package testenv
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -75,10 +72,7 @@ func decodeAttribute(typed map[string]json.RawMessage) (types.AttributeValue, er
 // PutRows writes rows as they are, bypassing the stores, as another program would.
 func PutRows(t testing.TB, table string, rows []map[string]types.AttributeValue) {
 	t.Helper()
-	client := Client()
-	for i, row := range rows {
-		if _, err := client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row}); err != nil {
-			t.Fatalf("putting row %d: %v", i, err)
-		}
+	for _, row := range rows {
+		PutRow(t, table, row)
 	}
 }
