@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
@@ -95,37 +94,7 @@ func membershipRow(prefix, hash string, included, excluded []string) map[string]
 
 // clearBigSegments deletes the big segment rows of a prefix.
 func clearBigSegments(table, prefix string) error {
-	ctx := context.Background()
-	client := testenv.Client()
-	for _, name := range []string{"big_segments_metadata", "big_segments_user"} {
-		expr, err := expression.NewBuilder().WithKeyCondition(
-			expression.Key("namespace").Equal(expression.Value(withPrefix(prefix, name)))).Build()
-		if err != nil {
-			return err
-		}
-		paginator := dynamodb.NewQueryPaginator(client, &dynamodb.QueryInput{
-			TableName:                 aws.String(table),
-			ConsistentRead:            aws.Bool(true),
-			KeyConditionExpression:    expr.KeyCondition(),
-			ExpressionAttributeNames:  expr.Names(),
-			ExpressionAttributeValues: expr.Values(),
-		})
-		for paginator.HasMorePages() {
-			page, err := paginator.NextPage(ctx)
-			if err != nil {
-				return err
-			}
-			for _, row := range page.Items {
-				if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-					TableName: aws.String(table),
-					Key:       map[string]types.AttributeValue{"namespace": row["namespace"], "key": row["key"]},
-				}); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
+	return testenv.ClearNamespaces(table, withPrefix(prefix, "big_segments_metadata"), withPrefix(prefix, "big_segments_user"))
 }
 
 func putRow(table string, row map[string]types.AttributeValue) error {

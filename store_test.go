@@ -1,7 +1,6 @@
 package lddynamodb_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -22,38 +21,17 @@ import (
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
 
-// clearPrefix deletes every row whose namespace starts with the prefix's namespaces.
+// clearPrefix deletes the data store rows of a prefix.
 func clearPrefix(table string) func(prefix string) error {
 	return func(prefix string) error {
-		ctx := context.Background()
-		client := testenv.Client()
+		var namespaces []string
 		for _, name := range []string{"features", "segments", "$inited"} {
-			namespace := name
 			if prefix != "" {
-				namespace = prefix + ":" + name
+				name = prefix + ":" + name
 			}
-			paginator := dynamodb.NewQueryPaginator(client, &dynamodb.QueryInput{
-				TableName:                 aws.String(table),
-				KeyConditionExpression:    aws.String("#n = :n"),
-				ExpressionAttributeNames:  map[string]string{"#n": "namespace"},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":n": &types.AttributeValueMemberS{Value: namespace}},
-			})
-			for paginator.HasMorePages() {
-				page, err := paginator.NextPage(ctx)
-				if err != nil {
-					return err
-				}
-				for _, row := range page.Items {
-					if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-						TableName: aws.String(table),
-						Key:       map[string]types.AttributeValue{"namespace": row["namespace"], "key": row["key"]},
-					}); err != nil {
-						return err
-					}
-				}
-			}
+			namespaces = append(namespaces, name)
 		}
-		return nil
+		return testenv.ClearNamespaces(table, namespaces...)
 	}
 }
 

@@ -75,6 +75,33 @@ func PutRow(t testing.TB, table string, row map[string]types.AttributeValue) {
 // Rows reads every row of a namespace, bypassing the store.
 func Rows(t testing.TB, table, namespace string) []map[string]types.AttributeValue {
 	t.Helper()
+	rows, err := queryRows(table, namespace)
+	if err != nil {
+		t.Fatalf("querying %s: %v", namespace, err)
+	}
+	return rows
+}
+
+// ClearNamespaces deletes every row of the given namespaces, bypassing the store.
+func ClearNamespaces(table string, namespaces ...string) error {
+	for _, namespace := range namespaces {
+		rows, err := queryRows(table, namespace)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			if _, err := Client().DeleteItem(context.Background(), &dynamodb.DeleteItemInput{
+				TableName: aws.String(table),
+				Key:       map[string]types.AttributeValue{"namespace": row["namespace"], "key": row["key"]},
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func queryRows(table, namespace string) ([]map[string]types.AttributeValue, error) {
 	paginator := dynamodb.NewQueryPaginator(Client(), &dynamodb.QueryInput{
 		TableName:                 aws.String(table),
 		ConsistentRead:            aws.Bool(true),
@@ -86,9 +113,9 @@ func Rows(t testing.TB, table, namespace string) []map[string]types.AttributeVal
 	for paginator.HasMorePages() {
 		page, err := paginator.NextPage(context.Background())
 		if err != nil {
-			t.Fatalf("querying %s: %v", namespace, err)
+			return nil, err
 		}
 		rows = append(rows, page.Items...)
 	}
-	return rows
+	return rows, nil
 }
