@@ -30,10 +30,6 @@ const (
 
 	// maxBatchWriteItems is DynamoDB's limit on the requests in one BatchWriteItem call.
 	maxBatchWriteItems = 25
-
-	// maxTombstoneBytes bounds the items that are checked for the `"deleted":true` shape of a
-	// tombstone, so that ordinary (large) items are never parsed just to look for it.
-	maxTombstoneBytes = 1024
 )
 
 // The big segment rows, as the Relay Proxy writes them and every SDK's DynamoDB store reads them.
@@ -170,10 +166,11 @@ func decodeRow(row map[string]types.AttributeValue) (string, ldstoretypes.Serial
 }
 
 // isTombstone says whether the item's top-level "deleted" property is true. It reads the top
-// level as a stream, skipping the other values without building them: most flags are small
-// enough to be checked, and parsing each into a tree on every read cost more than the read.
+// level as a stream, skipping the other values without building them, which costs a small part
+// of the SDK's own parse of the same item. Items of any size are checked: the tombstone of an
+// item with a long key is long.
 func isTombstone(data []byte) bool {
-	if len(data) > maxTombstoneBytes || !bytes.Contains(data, []byte(`"deleted"`)) {
+	if !bytes.Contains(data, []byte(`"deleted"`)) {
 		return false
 	}
 	r := jreader.NewReader(data)
