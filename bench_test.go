@@ -75,9 +75,9 @@ func benchColdInit(b *testing.B, data []ldstoretypes.SerializedCollection, optio
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		table, drop := benchTable(b)
-		builder := dataStore(table).Metrics(m)
+		builder := testenv.DataStore(table).Metrics(m)
 		options(builder)
-		store := perfStore(b, builder)
+		store, _ := testenv.Build(b, builder)
 		b.StartTimer()
 		err := store.Init(data)
 		b.StopTimer()
@@ -94,9 +94,10 @@ func benchColdInit(b *testing.B, data []ldstoretypes.SerializedCollection, optio
 // versions[i%len(versions)], so that each iteration changes the same share of the items.
 func benchReInit(b *testing.B, initial []ldstoretypes.SerializedCollection, versions ...[]ldstoretypes.SerializedCollection) {
 	table := testenv.NewTable(b)
-	require.NoError(b, perfStore(b, dataStore(table)).Init(initial))
+	writer, _ := testenv.Build(b, testenv.DataStore(table))
+	require.NoError(b, writer.Init(initial))
 	m := &lddynamodb.Metrics{}
-	store := perfStore(b, dataStore(table).Metrics(m))
+	store, _ := testenv.Build(b, testenv.DataStore(table).Metrics(m))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -163,8 +164,10 @@ func (c slowHTTPClient) Do(req *http.Request) (*http.Response, error) {
 // benchStore is a store over a table initialized with 1,000 items, counting into m.
 func benchStore(b *testing.B, m *lddynamodb.Metrics) subsystems.PersistentDataStore {
 	table := testenv.NewTable(b)
-	require.NoError(b, perfStore(b, dataStore(table)).Init(perfData(1000, 100, 10)))
-	return perfStore(b, dataStore(table).Metrics(m))
+	writer, _ := testenv.Build(b, testenv.DataStore(table))
+	require.NoError(b, writer.Init(perfData(1000, 100, 10)))
+	store, _ := testenv.Build(b, testenv.DataStore(table).Metrics(m))
+	return store
 }
 
 // BenchmarkGet measures Get of one flag out of 1,000.

@@ -36,20 +36,6 @@ import (
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
 
-// bigSegmentStore is a builder for the big segment store under test in table.
-func bigSegmentStore(table string) *lddynamodb.BigSegmentStoreBuilder {
-	return lddynamodb.BigSegmentStore(table).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint)
-}
-
-// buildBigSegmentStore builds a big segment store and closes it when the test ends.
-func buildBigSegmentStore(t *testing.T, builder *lddynamodb.BigSegmentStoreBuilder) subsystems.BigSegmentStore {
-	t.Helper()
-	store, err := builder.Build(subsystems.BasicClientContext{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	return store
-}
-
 // contextHash is the hash under which the SDK looks up a context key's membership: the base64 of
 // its SHA-256, as the SDK's big segment code computes it.
 func contextHash(key string) string {
@@ -111,7 +97,7 @@ func TestBigSegmentStoreConformance(t *testing.T) {
 		t.Run("prefix="+prefix, func(t *testing.T) {
 			storetest.NewBigSegmentStoreTestSuite(
 				func(string) subsystems.ComponentConfigurer[subsystems.BigSegmentStore] {
-					return bigSegmentStore(table).Prefix(prefix)
+					return testenv.BigSegmentStore(table).Prefix(prefix)
 				},
 				func(string) error { return clearBigSegments(table, prefix) },
 				func(_ string, metadata subsystems.BigSegmentStoreMetadata) error {
@@ -172,7 +158,7 @@ func TestBigSegmentStoreReadsRelayRows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			store := buildBigSegmentStore(t, bigSegmentStore(table).Prefix(tc.prefix))
+			store, _ := testenv.Build(t, testenv.BigSegmentStore(table).Prefix(tc.prefix))
 			meta, err := store.GetMetadata()
 			require.NoError(t, err)
 			assert.Equal(t, tc.synced, meta.LastUpToDate)
@@ -212,7 +198,7 @@ func TestBigSegmentStoreRejectsUndecodableRows(t *testing.T) {
 		{"included as a string", members("included", s("big-seg.g1")), `"included" is not a string set`},
 		{"excluded as a list", members("excluded", &types.AttributeValueMemberL{Value: []types.AttributeValue{s("big-seg.g1")}}), `"excluded" is not a string set`},
 	}
-	store := buildBigSegmentStore(t, bigSegmentStore(table).Prefix(prefix))
+	store, _ := testenv.Build(t, testenv.BigSegmentStore(table).Prefix(prefix))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			testenv.PutRows(t, table, []map[string]types.AttributeValue{tc.row})
@@ -235,7 +221,7 @@ func TestBigSegmentStoreRejectsUndecodableRows(t *testing.T) {
 // TestBigSegmentStoreErrorsNameTableAndRow checks that a failed call wraps its cause and says
 // which table and row it was reading.
 func TestBigSegmentStoreErrorsNameTableAndRow(t *testing.T) {
-	store := buildBigSegmentStore(t, lddynamodb.BigSegmentStore("unreachable-table").Prefix("p").
+	store, _ := testenv.Build(t, lddynamodb.BigSegmentStore("unreachable-table").Prefix("p").
 		ClientConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
 			o.BaseEndpoint = aws.String(testenv.ClosedEndpoint(t))
 			o.RetryMaxAttempts = 1
@@ -280,7 +266,7 @@ func TestBigSegmentStoreReadsConsistentlyOneCallEach(t *testing.T) {
 		o.BaseEndpoint = aws.String(testenv.ClosedEndpoint(t))
 	})}
 	metrics := &lddynamodb.Metrics{}
-	store := buildBigSegmentStore(t, lddynamodb.BigSegmentStore(table).
+	store, _ := testenv.Build(t, lddynamodb.BigSegmentStore(table).
 		DynamoClient(client).ClientOptions(testenv.WithEndpoint).Metrics(metrics))
 
 	meta, err := store.GetMetadata()
@@ -371,7 +357,7 @@ func TestBigSegmentStoreBuildRejectsBadOptions(t *testing.T) {
 		{"empty table", lddynamodb.BigSegmentStore(""), "table name is empty"},
 		{"client and config", lddynamodb.BigSegmentStore("t").DynamoClient(testenv.Client()).ClientConfig(testenv.AWSConfig()),
 			"DynamoClient and ClientConfig both set"},
-		{"zero timeout", bigSegmentStore("t").OperationTimeout(0), "operation timeout must be positive"},
+		{"zero timeout", testenv.BigSegmentStore("t").OperationTimeout(0), "operation timeout must be positive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -403,7 +389,7 @@ func writeBigSegmentFlag(t *testing.T, table string) {
 	writer, err := ld.MakeCustomClient("writer-sdk-key", ld.Config{
 		DataSource: data,
 		DataStore: ldcomponents.PersistentDataStore(
-			lddynamodb.DataStore(table).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint)),
+			testenv.DataStore(table)),
 		Events:  ldcomponents.NoEvents(),
 		Logging: ldcomponents.NoLogging(),
 	}, 10*time.Second)
@@ -419,7 +405,7 @@ func newDaemonClient(t *testing.T, table string, bigSegments *lddynamodb.BigSegm
 	client, err := ld.MakeCustomClient("reader-sdk-key", ld.Config{
 		DataSource: ldcomponents.ExternalUpdatesOnly(),
 		DataStore: ldcomponents.PersistentDataStore(
-			lddynamodb.DataStore(table).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint)),
+			testenv.DataStore(table)),
 		BigSegments: ldcomponents.BigSegments(bigSegments).StatusPollInterval(10 * time.Millisecond),
 		Events:      ldcomponents.NoEvents(),
 		Logging:     ldcomponents.Logging().Loggers(mockLog.Loggers),
@@ -465,7 +451,7 @@ func TestBigSegmentsEndToEnd(t *testing.T) {
 		membershipRow("", contextHash("excluded-user"), nil, []string{ref}),
 		membershipRow("", contextHash("old-generation-user"), []string{e2eSegmentKey + ".g0"}, nil),
 	})
-	client := newDaemonClient(t, table, bigSegmentStore(table))
+	client := newDaemonClient(t, table, testenv.BigSegmentStore(table))
 	provider := client.GetBigSegmentStoreStatusProvider()
 	statuses := provider.AddStatusListener()
 
@@ -511,7 +497,7 @@ func TestBigSegmentsEndToEndWithoutSynchronization(t *testing.T) {
 		wantValue  bool
 		wantReason ldreason.BigSegmentsStatus
 	}{
-		{"never synchronized", bigSegmentStore(table), interfaces.BigSegmentStoreStatus{Available: true, Stale: true}, true, ldreason.BigSegmentsStale},
+		{"never synchronized", testenv.BigSegmentStore(table), interfaces.BigSegmentStoreStatus{Available: true, Stale: true}, true, ldreason.BigSegmentsStale},
 		{"unreachable", unreachable, interfaces.BigSegmentStoreStatus{Available: false}, false, ldreason.BigSegmentsStoreError},
 	}
 	for _, tc := range cases {

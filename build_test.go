@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
-	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
@@ -40,10 +39,6 @@ func buildNoAWSEnvironment(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 
-func buildContext(loggers ldlog.Loggers) subsystems.ClientContext {
-	return subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: loggers}}
-}
-
 // TestBuildErrorsSayWhatToFix gives Build configurations that cannot work: each fails at Build
 // with an error that names the table and says what to set.
 func TestBuildErrorsSayWhatToFix(t *testing.T) {
@@ -54,7 +49,7 @@ func TestBuildErrorsSayWhatToFix(t *testing.T) {
 		builder func() *lddynamodb.DataStoreBuilder
 		wantErr []string
 	}{
-		{"empty table", nil, func() *lddynamodb.DataStoreBuilder { return dataStore("") }, []string{"table name is empty"}},
+		{"empty table", nil, func() *lddynamodb.DataStoreBuilder { return testenv.DataStore("") }, []string{"table name is empty"}},
 		{"no region in the config", nil, func() *lddynamodb.DataStoreBuilder {
 			cfg := testenv.AWSConfig()
 			cfg.Region = ""
@@ -74,7 +69,8 @@ func TestBuildErrorsSayWhatToFix(t *testing.T) {
 			if tt.env != nil {
 				tt.env(t)
 			}
-			store, err := tt.builder().InitTimeout(5 * time.Second).Build(buildContext(ldlog.NewDisabledLoggers()))
+			ctx, _ := testenv.Context()
+			store, err := tt.builder().InitTimeout(5 * time.Second).Build(ctx)
 			assert.Nil(t, store)
 			require.Error(t, err)
 			for _, want := range tt.wantErr {
@@ -135,16 +131,16 @@ func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
 		}, "my-table", func() *lddynamodb.DataStoreBuilder {
 			return lddynamodb.DataStore("my-table").ClientOptions(testenv.WithEndpoint)
 		}, "credentials"},
-		{"missing table", nil, "my-table", func() *lddynamodb.DataStoreBuilder { return dataStore("my-table") }, "ResourceNotFoundException"},
-		{"table with other keys", nil, wrongKeys, func() *lddynamodb.DataStoreBuilder { return dataStore(wrongKeys) }, "ValidationException"},
+		{"missing table", nil, "my-table", func() *lddynamodb.DataStoreBuilder { return testenv.DataStore("my-table") }, "ResourceNotFoundException"},
+		{"table with other keys", nil, wrongKeys, func() *lddynamodb.DataStoreBuilder { return testenv.DataStore(wrongKeys) }, "ValidationException"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.env != nil {
 				tt.env(t)
 			}
-			mockLog := ldlogtest.NewMockLog()
-			store, err := tt.builder().InitTimeout(5 * time.Second).Build(buildContext(mockLog.Loggers))
+			ctx, mockLog := testenv.Context()
+			store, err := tt.builder().InitTimeout(5 * time.Second).Build(ctx)
 			require.NoError(t, err, "Build makes no DynamoDB call, so it cannot know yet")
 			defer store.Close()
 			errs := buildFirstUseErrors(t, store)

@@ -17,7 +17,6 @@ import (
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	ld "github.com/launchdarkly/go-server-sdk/v7"
 	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
-	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
@@ -58,17 +57,6 @@ func cacheSegment(key string, version int) ldstoretypes.KeyedSerializedItemDescr
 	}}
 }
 
-// cacheStore builds a store outside any SDK client, as the Relay Proxy or a test probe uses one,
-// and closes it when the test ends.
-func cacheStore(t *testing.T, b *lddynamodb.DataStoreBuilder) subsystems.PersistentDataStore {
-	t.Helper()
-	ctx := subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: ldlog.NewDisabledLoggers()}}
-	store, err := b.Build(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	return store
-}
-
 // cacheClient is an SDK client in daemon mode: it reads flags from the store behind the SDK's
 // cache with the given TTL, and never connects to LaunchDarkly.
 func cacheClient(t *testing.T, store *lddynamodb.DataStoreBuilder, cacheSeconds int) (*ld.LDClient, *ldlogtest.MockLog) {
@@ -95,7 +83,7 @@ func cacheEval(client *ld.LDClient, key string) string {
 
 func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 	table := testenv.NewTable(t)
-	writer := cacheStore(t, dataStore(table))
+	writer, _ := testenv.Build(t, testenv.DataStore(table))
 	want := map[string]string{"f0": "v1", "f1": "v1", "f2": "v1", "f3": "v1", "f-beta": "beta"}
 	flags := []ldstoretypes.KeyedSerializedItemDescriptor{
 		cacheFlag("f0", 1, "v1", ""), cacheFlag("f1", 1, "v1", ""), cacheFlag("f2", 1, "v1", ""),
@@ -107,7 +95,7 @@ func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 
 	t.Run("CacheSeconds(30): warm flags cost nothing", func(t *testing.T) {
 		metrics := &lddynamodb.Metrics{}
-		client, _ := cacheClient(t, dataStore(table).Metrics(metrics), 30)
+		client, _ := cacheClient(t, testenv.DataStore(table).Metrics(metrics), 30)
 		metrics.Reset()
 		for _, key := range keys {
 			require.Equal(t, want[key], cacheEval(client, key), key)
@@ -132,7 +120,7 @@ func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 	// than waiting 30 seconds: the rule (an entry is read again once its TTL is over) is the same.
 	t.Run("CacheSeconds(1): an update is seen after the TTL", func(t *testing.T) {
 		metrics := &lddynamodb.Metrics{}
-		client, _ := cacheClient(t, dataStore(table).Metrics(metrics), 1)
+		client, _ := cacheClient(t, testenv.DataStore(table).Metrics(metrics), 1)
 		require.Equal(t, "v1", cacheEval(client, "f0"))
 
 		_, err := writer.Upsert(ldstoreimpl.Features(), "f0", cacheFlag("f0", 2, "v2", "").Item)
@@ -179,7 +167,7 @@ func TestDaemonModeOutage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			table := testenv.NewTable(t)
-			writer := cacheStore(t, dataStore(table))
+			writer, _ := testenv.Build(t, testenv.DataStore(table))
 			require.NoError(t, writer.Init(cacheInitData(
 				[]ldstoretypes.KeyedSerializedItemDescriptor{
 					cacheFlag("kept", 1, "v1", ""), cacheFlag("updated", 1, "v1", ""),
@@ -190,9 +178,9 @@ func TestDaemonModeOutage(t *testing.T) {
 			inj := faults.New(1, nil)
 			t.Cleanup(inj.CloseIdleConnections)
 			metrics := &lddynamodb.Metrics{}
-			reader := dataStore(table).ClientOptions(inj.ClientOption()).Metrics(metrics).StaleIfError(tt.staleIfError)
+			reader := testenv.DataStore(table).ClientOptions(inj.ClientOption()).Metrics(metrics).StaleIfError(tt.staleIfError)
 			client, mockLog := cacheClient(t, reader, 1)
-			probe := cacheStore(t, dataStore(table).ClientOptions(inj.ClientOption()))
+			probe, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
 			keys := []string{"kept", "updated", "deleted", "beta"}
 
 			// The reader sees the flag that is then deleted, and then sees it deleted.
@@ -289,7 +277,7 @@ func TestStaleIfErrorMasksEachTransientFault(t *testing.T) {
 		{name: "operation timeout", action: faults.Pass, fault: faults.Fault{Latency: time.Minute}},
 	}
 	table := testenv.NewTable(t)
-	writer := cacheStore(t, dataStore(table))
+	writer, _ := testenv.Build(t, testenv.DataStore(table))
 	require.NoError(t, writer.Init(cacheInitData(
 		[]ldstoretypes.KeyedSerializedItemDescriptor{cacheFlag("f", 1, "v1", "")}, nil)))
 	flag := cacheFlag("f", 1, "v1", "").Item
@@ -299,7 +287,7 @@ func TestStaleIfErrorMasksEachTransientFault(t *testing.T) {
 			inj := faults.New(1, nil)
 			t.Cleanup(inj.CloseIdleConnections)
 			metrics := &lddynamodb.Metrics{}
-			store := cacheStore(t, dataStore(table).Metrics(metrics).StaleIfError(time.Minute).
+			store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).StaleIfError(time.Minute).
 				OperationTimeout(time.Second).
 				ClientOptions(inj.ClientOption(), func(o *dynamodb.Options) {
 					o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
@@ -337,7 +325,7 @@ func TestStaleIfErrorMasksEachTransientFault(t *testing.T) {
 func TestStaleIfErrorNeverMasksMissingTable(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store := cacheStore(t, dataStore(table).Metrics(metrics).StaleIfError(time.Hour))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).StaleIfError(time.Hour))
 	require.NoError(t, store.Init(cacheInitData(
 		[]ldstoretypes.KeyedSerializedItemDescriptor{cacheFlag("f", 1, "v1", "")}, nil)))
 	_, err := store.Get(ldstoreimpl.Features(), "f")

@@ -55,7 +55,7 @@ func TestReadsRowsThatOtherSDKsWrote(t *testing.T) {
 			require.NoError(t, err)
 			table := testenv.NewTable(t)
 			testenv.PutRows(t, table, rows)
-			builder := dataStore(table).Prefix(tt.prefix)
+			builder := testenv.DataStore(table).Prefix(tt.prefix)
 
 			store, _ := testenv.Build(t, builder)
 			assert.True(t, store.IsInitialized())
@@ -93,14 +93,14 @@ func TestDaemonModeReadsWhatAnotherClientWrote(t *testing.T) {
 	td.Update(td.Flag("checkout").VariationForAll(true))
 	writer, err := ld.MakeCustomClient("sdk-key", ld.Config{
 		DataSource: td,
-		DataStore:  ldcomponents.PersistentDataStore(dataStore(table).Prefix("prod")),
+		DataStore:  ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod")),
 		Events:     ldcomponents.NoEvents(),
 		Logging:    ldcomponents.NoLogging(),
 	}, 5*time.Second)
 	require.NoError(t, err)
 	defer writer.Close()
 
-	reader := daemonClient(t, dataStore(table).Prefix("prod"), 1)
+	reader := daemonClient(t, testenv.DataStore(table).Prefix("prod"), 1)
 	user := ldcontext.New("someone")
 	value, err := reader.BoolVariation("checkout", user, false)
 	require.NoError(t, err)

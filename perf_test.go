@@ -11,11 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
-	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
@@ -108,20 +106,6 @@ func perfWithChanges(data []ldstoretypes.SerializedCollection, changed []int, ve
 
 // perfBatches is the number of BatchWriteItem calls that n writes need: ceil(n/25).
 func perfBatches(n int) int64 { return int64((n + perfBatchSize - 1) / perfBatchSize) }
-
-// perfClientContext is what the SDK passes to Build, with logging off.
-func perfClientContext() subsystems.ClientContext {
-	return subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: ldlog.NewDisabledLoggers()}}
-}
-
-// perfStore builds a store from b and closes it when the test or benchmark ends.
-func perfStore(tb testing.TB, b *lddynamodb.DataStoreBuilder) subsystems.PersistentDataStore {
-	tb.Helper()
-	s, err := b.Build(perfClientContext())
-	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = s.Close() })
-	return s
-}
 
 // perfRowBytes is the size of a row as DynamoDB bills it, the lengths of the attribute names and
 // values, computed here independently of the store.
@@ -226,7 +210,7 @@ func TestInitCallCounts(t *testing.T) {
 	const flags, segments = 1100, 113 // 1213 items, not a multiple of 25; features take two Query pages
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store := perfStore(t, dataStore(table).Metrics(metrics))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
 	data := perfData(flags, segments, 1)
 
 	type step struct {
@@ -289,7 +273,7 @@ func TestColdInitCallCountMatchesFormula(t *testing.T) {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			table := testenv.NewTable(t)
 			metrics := &lddynamodb.Metrics{}
-			store := perfStore(t, dataStore(table).Metrics(metrics))
+			store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
 			require.NoError(t, store.Init(perfData(n, 0, 1)))
 			assert.Equal(t, map[string]int64{"Query": 2, "BatchWriteItem": perfBatches(n), "PutItem": 1},
 				perfCalls(metrics.Snapshot()))
@@ -301,7 +285,7 @@ func TestColdInitCallCountMatchesFormula(t *testing.T) {
 func TestOperationCallCounts(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store := perfStore(t, dataStore(table).Metrics(metrics))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
 	data := perfData(40, 0, 5)
 	require.NoError(t, store.Init(data))
 	features := ldstoreimpl.Features()
@@ -378,7 +362,7 @@ func TestOperationCallCounts(t *testing.T) {
 func TestCapacityUnitsAreCounted(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store := perfStore(t, dataStore(table).Metrics(metrics))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
 	require.NoError(t, store.Init(perfData(100, 10, 1)))
 	written := metrics.Snapshot()
 	assert.GreaterOrEqual(t, written.CapacityUnits, float64(written.ItemsWritten))
@@ -412,7 +396,7 @@ func (c *perfHookedClient) BatchWriteItem(ctx context.Context, in *dynamodb.Batc
 func TestInitKeepsConcurrentNewerVersions(t *testing.T) {
 	table := testenv.NewTable(t)
 	features := ldstoreimpl.Features()
-	other := perfStore(t, dataStore(table))
+	other, _ := testenv.Build(t, testenv.DataStore(table))
 	upsert := func(i, version int, want bool) {
 		item := perfFlag(i, version)
 		updated, err := other.Upsert(features, item.Key, item.Item)
@@ -427,7 +411,7 @@ func TestInitKeepsConcurrentNewerVersions(t *testing.T) {
 		upsert(4, 30, true)  // removed by Init, raised first
 		upsert(90, 30, true) // not in either data set: a new key
 	}}
-	store := perfStore(t, lddynamodb.DataStore(table).DynamoClient(client))
+	store, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(client))
 
 	flagsAt := func(versions map[int]int) []ldstoretypes.SerializedCollection {
 		var items []ldstoretypes.KeyedSerializedItemDescriptor
@@ -439,7 +423,8 @@ func TestInitKeepsConcurrentNewerVersions(t *testing.T) {
 		return []ldstoretypes.SerializedCollection{{Kind: features, Items: items}}
 	}
 	initial := map[int]int{0: 10, 1: 10, 2: 10, 3: 10, 4: 10, 5: 10}
-	require.NoError(t, perfStore(t, dataStore(table)).Init(flagsAt(initial)))
+	writer, _ := testenv.Build(t, testenv.DataStore(table))
+	require.NoError(t, writer.Init(flagsAt(initial)))
 
 	// Flags 0, 1 and 5 unchanged, 2 and 3 changed, 4 removed, 6 added.
 	require.NoError(t, store.Init(flagsAt(map[int]int{0: 10, 1: 10, 2: 20, 3: 20, 5: 10, 6: 10})))
@@ -473,8 +458,8 @@ func TestInitRacingUpserts(t *testing.T) {
 	const flags = 200
 	table := testenv.NewTable(t)
 	features := ldstoreimpl.Features()
-	store := perfStore(t, dataStore(table))
-	other := perfStore(t, dataStore(table))
+	store, _ := testenv.Build(t, testenv.DataStore(table))
+	other, _ := testenv.Build(t, testenv.DataStore(table))
 	require.NoError(t, store.Init(perfData(flags, 0, 10)))
 
 	// Half the flags keep version 10, the other half move to 20.
@@ -561,7 +546,7 @@ func TestEventuallyConsistentReads(t *testing.T) {
 	features := ldstoreimpl.Features()
 	for _, consistent := range []bool{true, false} {
 		t.Run(fmt.Sprintf("ConsistentReads(%v)", consistent), func(t *testing.T) {
-			store := perfStore(t, lddynamodb.DataStore(table).DynamoClient(client).ConsistentReads(consistent))
+			store, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(client).ConsistentReads(consistent))
 			require.NoError(t, store.Init(perfData(3, 2, 1)))
 			assert.Equal(t, map[string][]bool{"Query": {true, true}}, client.take(), "Init")
 
@@ -582,7 +567,7 @@ func TestEventuallyConsistentReads(t *testing.T) {
 func TestInitStopsAtFirstFailedBatch(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store := perfStore(t, dataStore(table).Metrics(metrics).BatchConcurrency(1))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).BatchConcurrency(1))
 	data := perfData(100, 0, 1)
 	data[0].Items[1] = perfFlag(0, 2)
 

@@ -77,18 +77,6 @@ func relPatientRetries(o *dynamodb.Options) {
 // relNoRetries makes every fault reach the store.
 func relNoRetries(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
 
-func relClientContext(loggers ldlog.Loggers) subsystems.ClientContext {
-	return subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: loggers}}
-}
-
-func relBuild(t *testing.T, b *lddynamodb.DataStoreBuilder) subsystems.PersistentDataStore {
-	t.Helper()
-	store, err := b.Build(relClientContext(ldlog.NewDisabledLoggers()))
-	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
-	return store
-}
-
 func relItemJSON(key string, version int) []byte {
 	return []byte(fmt.Sprintf(`{"key":%q,"version":%d,"on":true}`, key, version))
 }
@@ -232,7 +220,7 @@ func TestReliabilityInitUnderFaults(t *testing.T) {
 		r.table = testenv.NewTable(t)
 		r.inj = relInjector(t, r.seed)
 		r.inj.SetAll(relFaultMix)
-		r.store = relBuild(t, dataStore(r.table).ClientOptions(r.inj.ClientOption(), relPatientRetries).
+		r.store, _ = testenv.Build(t, testenv.DataStore(r.table).ClientOptions(r.inj.ClientOption(), relPatientRetries).
 			BatchConcurrency(32).InitTimeout(3*time.Minute))
 	}
 	var wg sync.WaitGroup
@@ -293,7 +281,7 @@ func TestReliabilityInitOutOfTimeThenConverges(t *testing.T) {
 	table := testenv.NewTable(t)
 	inj := relInjector(t, 1)
 	inj.Set("BatchWriteItem", faults.Fault{UnprocessedRate: 1})
-	store := relBuild(t, dataStore(table).ClientOptions(inj.ClientOption()).InitTimeout(2*time.Second))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()).InitTimeout(2*time.Second))
 	data := relData(rand.New(rand.NewSource(1)), 200, "")
 
 	err := store.Init(data)
@@ -322,7 +310,7 @@ func TestReliabilityUpsertUnderFaults(t *testing.T) {
 	table := testenv.NewTable(t)
 	inj := relInjector(t, 42)
 	inj.SetAll(faults.Fault{ThrottleRate: 0.2, ErrorRate: 0.05, ResetBeforeRate: 0.025, ResetAfterRate: 0.025})
-	store := relBuild(t, dataStore(table).ClientOptions(inj.ClientOption(), relPatientRetries))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption(), relPatientRetries))
 	kind := ldstoreimpl.Features()
 
 	var mu sync.Mutex
@@ -412,10 +400,11 @@ func relErrorNamesAndIsDynamoDB(t *testing.T, err error, table, key string) {
 func TestReliabilityReadsUnderFaults(t *testing.T) {
 	table := testenv.NewTable(t)
 	data := relData(rand.New(rand.NewSource(3)), 40, "")
-	require.NoError(t, relBuild(t, dataStore(table)).Init(data))
+	writer, _ := testenv.Build(t, testenv.DataStore(table))
+	require.NoError(t, writer.Init(data))
 	inj := relInjector(t, 3)
 	inj.SetAll(faults.Fault{ThrottleRate: 0.3, ErrorRate: 0.1, ResetBeforeRate: 0.05, ResetAfterRate: 0.05})
-	store := relBuild(t, dataStore(table).ClientOptions(inj.ClientOption(), relNoRetries))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption(), relNoRetries))
 
 	want := map[string]ldstoretypes.SerializedItemDescriptor{}
 	for _, it := range data[0].Items {
@@ -484,7 +473,8 @@ func relAwaitStatus(t *testing.T, ch <-chan interfaces.DataStoreStatus, availabl
 // goroutine is left once the client is closed.
 func TestReliabilityStatusFollowsOutage(t *testing.T) {
 	table := testenv.NewTable(t)
-	require.NoError(t, relBuild(t, dataStore(table)).Init([]ldstoretypes.SerializedCollection{
+	writer, _ := testenv.Build(t, testenv.DataStore(table))
+	require.NoError(t, writer.Init([]ldstoretypes.SerializedCollection{
 		{Kind: ldstoreimpl.Features(), Items: []ldstoretypes.KeyedSerializedItemDescriptor{relFlag("f", 1)}},
 		{Kind: ldstoreimpl.Segments()},
 	}))
@@ -494,7 +484,7 @@ func TestReliabilityStatusFollowsOutage(t *testing.T) {
 	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
 		DataSource: ldcomponents.ExternalUpdatesOnly(),
 		DataStore: ldcomponents.PersistentDataStore(
-			dataStore(table).ClientOptions(inj.ClientOption(), relNoRetries)).NoCaching(),
+			testenv.DataStore(table).ClientOptions(inj.ClientOption(), relNoRetries)).NoCaching(),
 		Events:  ldcomponents.NoEvents(),
 		Logging: ldcomponents.Logging().Loggers(mockLog.Loggers),
 	}, 10*time.Second)
@@ -533,14 +523,15 @@ func TestReliabilityNoGoroutineLeftAfterClose(t *testing.T) {
 	}{{"own transport", false}, {"through faults", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := goleak.IgnoreCurrent()
-			b := dataStore(table)
+			b := testenv.DataStore(table)
 			var inj *faults.Injector
 			if tc.faulty {
 				inj = faults.New(9, nil)
 				inj.SetAll(relFaultMix)
 				b.ClientOptions(inj.ClientOption(), relPatientRetries)
 			}
-			store, err := b.Build(relClientContext(ldlog.NewDisabledLoggers()))
+			ctx, _ := testenv.Context()
+			store, err := b.Build(ctx)
 			require.NoError(t, err)
 			data := relData(rand.New(rand.NewSource(9)), 100, "")
 			assert.NoError(t, store.Init(data))
@@ -575,7 +566,7 @@ func TestReliabilityNoSecretsInLogsOrErrors(t *testing.T) {
 		inj := relInjector(t, 11)
 		inj.SetAll(fault)
 		store, err := lddynamodb.DataStore(table).ClientConfig(cfg, testenv.WithEndpoint, inj.ClientOption(), relNoRetries).
-			InitTimeout(time.Second).Build(relClientContext(mockLog.Loggers))
+			InitTimeout(time.Second).Build(testenv.ContextWithLoggers(mockLog.Loggers))
 		require.NoError(t, err)
 		texts = append(texts, relErrorsOfEveryOperation(store)...)
 		store.Close()
@@ -583,7 +574,7 @@ func TestReliabilityNoSecretsInLogsOrErrors(t *testing.T) {
 	closed, err := lddynamodb.DataStore(table).ClientConfig(cfg, func(o *dynamodb.Options) {
 		o.BaseEndpoint = aws.String(testenv.ClosedEndpoint(t))
 		o.RetryMaxAttempts = 1
-	}).Build(relClientContext(mockLog.Loggers))
+	}).Build(testenv.ContextWithLoggers(mockLog.Loggers))
 	require.NoError(t, err)
 	texts = append(texts, relErrorsOfEveryOperation(closed)...)
 	closed.Close()
@@ -671,7 +662,7 @@ func TestReliabilityBadRows(t *testing.T) {
 	testenv.PutRows(t, table, rows)
 
 	inj := relInjector(t, 13)
-	store := relBuild(t, dataStore(table).ClientOptions(inj.ClientOption()))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {
 			got, err := store.Get(ldstoreimpl.Features(), tc.key)
@@ -698,7 +689,7 @@ func TestReliabilityBadRows(t *testing.T) {
 	// The SDK over the same table: evaluations of every bad row fall back without a panic.
 	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
 		DataSource: ldcomponents.ExternalUpdatesOnly(),
-		DataStore:  ldcomponents.PersistentDataStore(dataStore(table).ClientOptions(inj.ClientOption())).NoCaching(),
+		DataStore:  ldcomponents.PersistentDataStore(testenv.DataStore(table).ClientOptions(inj.ClientOption())).NoCaching(),
 		Events:     ldcomponents.NoEvents(),
 		Logging:    ldcomponents.NoLogging(),
 	}, 10*time.Second)
@@ -728,7 +719,7 @@ func TestReliabilityOnlyDocumentedActions(t *testing.T) {
 	table := testenv.NewTable(t)
 	inj := faults.New(17, nil)
 	defer inj.CloseIdleConnections()
-	store := relBuild(t, dataStore(table).ClientOptions(inj.ClientOption()))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
 	require.NoError(t, store.Init(relData(rand.New(rand.NewSource(17)), 60, "")))
 	require.NoError(t, store.Init(relData(rand.New(rand.NewSource(18)), 30, ""))) // with deletes
 	_, err := store.Get(ldstoreimpl.Features(), "flag-00001")

@@ -35,11 +35,6 @@ func clearPrefix(table string) func(prefix string) error {
 	}
 }
 
-// dataStore is a builder for the store under test in table.
-func dataStore(table string) *lddynamodb.DataStoreBuilder {
-	return lddynamodb.DataStore(table).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint)
-}
-
 func TestDataStoreConformance(t *testing.T) {
 	table := testenv.NewTable(t)
 	errorStore := lddynamodb.DataStore(table).
@@ -49,7 +44,7 @@ func TestDataStoreConformance(t *testing.T) {
 		})
 	storetest.NewPersistentDataStoreTestSuite(
 		func(prefix string) subsystems.ComponentConfigurer[subsystems.PersistentDataStore] {
-			return dataStore(table).Prefix(prefix)
+			return testenv.DataStore(table).Prefix(prefix)
 		},
 		clearPrefix(table),
 	).ErrorStoreFactory(errorStore, func(t assert.TestingT, err error) {
@@ -66,7 +61,7 @@ func TestPrefixesKeepDataApart(t *testing.T) {
 	table := testenv.NewTable(t)
 	stores := map[string]subsystems.PersistentDataStore{}
 	for _, prefix := range []string{"", "env1", "env2"} {
-		stores[prefix], _ = testenv.Build(t, dataStore(table).Prefix(prefix))
+		stores[prefix], _ = testenv.Build(t, testenv.DataStore(table).Prefix(prefix))
 		flag := testenv.Flag("flag-"+prefix, 1, 0)
 		require.NoError(t, stores[prefix].Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{flag}, nil)))
 	}
@@ -83,7 +78,7 @@ func TestPrefixesKeepDataApart(t *testing.T) {
 	assert.Len(t, testenv.Rows(t, table, "features"), 1)
 	assert.Len(t, testenv.Rows(t, table, "$inited"), 1)
 
-	uninitialized, _ := testenv.Build(t, dataStore(table).Prefix("env3"))
+	uninitialized, _ := testenv.Build(t, testenv.DataStore(table).Prefix("env3"))
 	assert.False(t, uninitialized.IsInitialized())
 }
 
@@ -101,7 +96,7 @@ func TestEveryTombstoneShapeReadsAsDeleted(t *testing.T) {
 		row["version"] = &types.AttributeValueMemberN{Value: "4"}
 		testenv.PutRow(t, table, row)
 	}
-	store, _ := testenv.Build(t, dataStore(table))
+	store, _ := testenv.Build(t, testenv.DataStore(table))
 	for key := range shapes {
 		t.Run(key, func(t *testing.T) {
 			item, err := store.Get(features, key)
@@ -124,7 +119,7 @@ func TestEveryTombstoneShapeReadsAsDeleted(t *testing.T) {
 
 func TestInitSkipsOversizeItemsAndWritesTheRest(t *testing.T) {
 	table := testenv.NewTable(t)
-	store, mockLog := testenv.Build(t, dataStore(table))
+	store, mockLog := testenv.Build(t, testenv.DataStore(table))
 	flags := []ldstoretypes.KeyedSerializedItemDescriptor{
 		testenv.Flag("small", 1, 0),
 		testenv.Flag("huge", 1, lddynamodb.MaxItemBytes),
@@ -149,7 +144,7 @@ func TestInitSkipsOversizeItemsAndWritesTheRest(t *testing.T) {
 
 func TestUpsertRefusesOversizeItem(t *testing.T) {
 	table := testenv.NewTable(t)
-	store, _ := testenv.Build(t, dataStore(table))
+	store, _ := testenv.Build(t, testenv.DataStore(table))
 	updated, err := store.Upsert(features, "huge", testenv.Flag("huge", 1, lddynamodb.MaxItemBytes).Item)
 	assert.False(t, updated)
 	require.Error(t, err)
@@ -165,7 +160,7 @@ func TestUndecodableRowIsAnErrorNamingIt(t *testing.T) {
 		"version":   &types.AttributeValueMemberS{Value: "3"},
 		"item":      &types.AttributeValueMemberS{Value: `{"key":"bad","version":3}`},
 	})
-	store, _ := testenv.Build(t, dataStore(table))
+	store, _ := testenv.Build(t, testenv.DataStore(table))
 	_, err := store.Get(features, "bad")
 	var rowErr *lddynamodb.RowError
 	require.ErrorAs(t, err, &rowErr)
@@ -180,8 +175,8 @@ func TestUndecodableRowIsAnErrorNamingIt(t *testing.T) {
 
 func TestInitOverExistingDataRemovesLeftovers(t *testing.T) {
 	table := testenv.NewTable(t)
-	store, _ := testenv.Build(t, dataStore(table).Prefix("p"))
-	other, _ := testenv.Build(t, dataStore(table).Prefix("other"))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Prefix("p"))
+	other, _ := testenv.Build(t, testenv.DataStore(table).Prefix("other"))
 	require.NoError(t, other.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("keep", 1, 0)}, nil)))
 
 	require.NoError(t, store.Init(testenv.AllData(
@@ -207,7 +202,7 @@ func TestInitOverExistingDataRemovesLeftovers(t *testing.T) {
 func TestGetAllReadsPastOneMegabytePages(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, dataStore(table).Metrics(metrics))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
 	const count, size = 40, 100 * 1024 // 4 MB in all
 	var flags []ldstoretypes.KeyedSerializedItemDescriptor
 	for i := 0; i < count; i++ {
@@ -245,10 +240,10 @@ func TestBuildRejectsBadOptions(t *testing.T) {
 		{"empty table", lddynamodb.DataStore(""), "table name is empty"},
 		{"client and config", lddynamodb.DataStore("t").DynamoClient(testenv.Client()).ClientConfig(testenv.AWSConfig()),
 			"DynamoClient and ClientConfig both set"},
-		{"batch concurrency", dataStore("t").BatchConcurrency(0), "batch concurrency must be at least 1"},
-		{"init timeout", dataStore("t").InitTimeout(0), "init timeout must be positive"},
-		{"operation timeout", dataStore("t").OperationTimeout(-time.Second), "operation timeout must be positive"},
-		{"stale max age", dataStore("t").StaleIfError(-time.Second), "stale-if-error max age must not be negative"},
+		{"batch concurrency", testenv.DataStore("t").BatchConcurrency(0), "batch concurrency must be at least 1"},
+		{"init timeout", testenv.DataStore("t").InitTimeout(0), "init timeout must be positive"},
+		{"operation timeout", testenv.DataStore("t").OperationTimeout(-time.Second), "operation timeout must be positive"},
+		{"stale max age", testenv.DataStore("t").StaleIfError(-time.Second), "stale-if-error max age must not be negative"},
 		{"no region", lddynamodb.DataStore("t").ClientConfig(aws.Config{Credentials: testenv.AWSConfig().Credentials}), "no AWS region"},
 	}
 	for _, tt := range tests {
@@ -271,7 +266,7 @@ func TestDescribeConfigurationNamesDynamoDB(t *testing.T) {
 func TestInitRewritesChangedItemOfSameVersion(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, dataStore(table).Metrics(metrics))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
 	before := testenv.Flag("from-file", 0, 0)
 	after := testenv.Flag("from-file", 0, 10) // same version, another variation
 	require.NotEqual(t, before.Item.SerializedItem, after.Item.SerializedItem)
@@ -288,7 +283,7 @@ func TestInitRewritesChangedItemOfSameVersion(t *testing.T) {
 }
 
 func TestBuildWithoutClientContext(t *testing.T) {
-	store, err := dataStore(testenv.NewTable(t)).Build(nil)
+	store, err := testenv.DataStore(testenv.NewTable(t)).Build(nil)
 	require.NoError(t, err)
 	defer store.Close()
 	assert.False(t, store.IsInitialized())

@@ -110,11 +110,7 @@ func fill(t *testing.T, table, prefix string, flags map[string]*ldmodel.FeatureF
 		}
 		segItems[key] = ldstoretypes.ItemDescriptor{Version: s.Version, Item: s}
 	}
-	store, err := lddynamodb.DataStore(table).Prefix(prefix).
-		ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint).
-		Build(subsystems.BasicClientContext{})
-	require.NoError(t, err)
-	defer store.Close()
+	store, _ := testenv.Build(t, testenv.DataStore(table).Prefix(prefix))
 	require.NoError(t, store.Init([]ldstoretypes.SerializedCollection{
 		collect(features, flagItems), collect(segs, segItems),
 	}))
@@ -324,7 +320,7 @@ func TestDumpLoadsInFileDataSource(t *testing.T) {
 	// Every flag evaluates the same from the dump (file data source) as from the table (daemon mode).
 	fromFile := newClient(t, ldfiledata.DataSource().FilePaths(file), ldcomponents.InMemoryDataStore())
 	fromTable := newClient(t, ldcomponents.ExternalUpdatesOnly(), ldcomponents.PersistentDataStore(
-		lddynamodb.DataStore(table).Prefix("prod").ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint)))
+		testenv.DataStore(table).Prefix("prod")))
 	for _, user := range []string{"user-1", "user-2"} {
 		ctx := ldcontext.New(user)
 		want := fromTable.AllFlagsState(ctx, flagstate.OptionDetailsOnlyForTrackedFlags())

@@ -15,16 +15,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m))
-}
-
-func storeFor(table, prefix string) *lddynamodb.DataStoreBuilder {
-	return lddynamodb.DataStore(table).Prefix(prefix).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint)
 }
 
 func makeClient(t *testing.T, config ld.Config) *ld.LDClient {
@@ -45,9 +40,9 @@ func TestHandlerReadsFlagsFromTable(t *testing.T) {
 	td := ldtestdata.DataSource()
 	td.Update(td.Flag("new-checkout").BooleanFlag().VariationForUser("user-1", true).FallthroughVariation(false))
 	td.Update(td.Flag("banner").ValueForAll(ldvalue.String("spring sale")))
-	makeClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(storeFor(table, "prod"))})
+	makeClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod"))})
 
-	h := handler{client: makeClient(t, daemonConfig(storeFor(table, "prod")))}
+	h := handler{client: makeClient(t, daemonConfig(testenv.DataStore(table).Prefix("prod")))}
 	cases := []struct {
 		name       string
 		req        Request
@@ -81,9 +76,9 @@ func TestHandlerWithOtherPrefixSeesNoFlags(t *testing.T) {
 	table := testenv.NewTable(t)
 	td := ldtestdata.DataSource()
 	td.Update(td.Flag("new-checkout").BooleanFlag().VariationForAll(true))
-	makeClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(storeFor(table, "prod"))})
+	makeClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod"))})
 
-	h := handler{client: makeClient(t, daemonConfig(storeFor(table, "staging")))}
+	h := handler{client: makeClient(t, daemonConfig(testenv.DataStore(table).Prefix("staging")))}
 	resp, err := h.Handle(context.Background(), Request{Flag: "new-checkout", Context: "user-1"})
 	require.NoError(t, err)
 	assert.Equal(t, ldvalue.Null(), resp.Value)
@@ -91,7 +86,7 @@ func TestHandlerWithOtherPrefixSeesNoFlags(t *testing.T) {
 }
 
 func TestHandlerRejectsIncompleteRequest(t *testing.T) {
-	h := handler{client: makeClient(t, daemonConfig(storeFor(testenv.NewTable(t), "")))}
+	h := handler{client: makeClient(t, daemonConfig(testenv.DataStore(testenv.NewTable(t)).Prefix("")))}
 	for _, req := range []Request{{Flag: "f"}, {Context: "c"}} {
 		_, err := h.Handle(context.Background(), req)
 		assert.ErrorContains(t, err, `needs "flag" and "context"`)

@@ -2,12 +2,14 @@ package testenv
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
@@ -49,11 +51,18 @@ func AllData(flags, segments []ldstoretypes.KeyedSerializedItemDescriptor) []lds
 // Context is a client context for Build that logs to a mock log the test can inspect.
 func Context() (subsystems.ClientContext, *ldlogtest.MockLog) {
 	mockLog := ldlogtest.NewMockLog()
-	return subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: mockLog.Loggers}}, mockLog
+	return ContextWithLoggers(mockLog.Loggers), mockLog
 }
 
-// Build builds a data store and closes it when the test ends.
-func Build(t testing.TB, builder subsystems.ComponentConfigurer[subsystems.PersistentDataStore]) (subsystems.PersistentDataStore, *ldlogtest.MockLog) {
+// ContextWithLoggers is what the SDK passes to Build, logging to loggers: for a test that sets
+// the loggers up itself (a level, or one mock log shared by several stores).
+func ContextWithLoggers(loggers ldlog.Loggers) subsystems.ClientContext {
+	return subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: loggers}}
+}
+
+// Build builds a store, a data store or a big segment store, with a Context, and closes it when
+// the test ends.
+func Build[T io.Closer](t testing.TB, builder subsystems.ComponentConfigurer[T]) (T, *ldlogtest.MockLog) {
 	t.Helper()
 	ctx, mockLog := Context()
 	store, err := builder.Build(ctx)

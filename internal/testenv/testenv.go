@@ -97,6 +97,17 @@ func Client() *dynamodb.Client {
 	return dynamodb.NewFromConfig(AWSConfig(), WithEndpoint)
 }
 
+// DataStore is a builder for the data store under test in table, on the server under test.
+func DataStore(table string) *lddynamodb.DataStoreBuilder {
+	return lddynamodb.DataStore(table).ClientConfig(AWSConfig(), WithEndpoint)
+}
+
+// BigSegmentStore is a builder for the big segment store under test in table, on the server
+// under test.
+func BigSegmentStore(table string) *lddynamodb.BigSegmentStoreBuilder {
+	return lddynamodb.BigSegmentStore(table).ClientConfig(AWSConfig(), WithEndpoint)
+}
+
 // NewTable creates a table with a name unique to this run, and deletes it when the test ends.
 func NewTable(t testing.TB) string {
 	t.Helper()
