@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
-	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
 	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
 	"github.com/launchdarkly/go-sdk-common/v3/ldtime"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
@@ -397,21 +396,15 @@ func writeBigSegmentFlag(t *testing.T, table string) {
 	require.NoError(t, writer.Close())
 }
 
-// newDaemonClient is an SDK client in daemon mode: flags from the DynamoDB data store, big
-// segments from the given store, status polled often so that changes show soon.
+// newDaemonClient is an SDK client in daemon mode: flags from the DynamoDB data store (with the
+// SDK's default cache), big segments from the given store, status polled often so that changes
+// show soon.
 func newDaemonClient(t *testing.T, table string, bigSegments *lddynamodb.BigSegmentStoreBuilder) *ld.LDClient {
-	mockLog := ldlogtest.NewMockLog()
-	t.Cleanup(func() { mockLog.DumpIfTestFailed(t) })
-	client, err := ld.MakeCustomClient("reader-sdk-key", ld.Config{
-		DataSource: ldcomponents.ExternalUpdatesOnly(),
-		DataStore: ldcomponents.PersistentDataStore(
-			testenv.DataStore(table)),
-		BigSegments: ldcomponents.BigSegments(bigSegments).StatusPollInterval(10 * time.Millisecond),
-		Events:      ldcomponents.NoEvents(),
-		Logging:     ldcomponents.Logging().Loggers(mockLog.Loggers),
-	}, 10*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
+	t.Helper()
+	client, _ := testenv.DaemonClient(t, testenv.DataStore(table),
+		int(ldcomponents.PersistentDataStoreDefaultCacheTime/time.Second), func(c *ld.Config) {
+			c.BigSegments = ldcomponents.BigSegments(bigSegments).StatusPollInterval(10 * time.Millisecond)
+		})
 	return client
 }
 

@@ -12,11 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
-	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	ld "github.com/launchdarkly/go-server-sdk/v7"
-	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
@@ -57,25 +55,6 @@ func cacheSegment(key string, version int) ldstoretypes.KeyedSerializedItemDescr
 	}}
 }
 
-// cacheClient is an SDK client in daemon mode: it reads flags from the store behind the SDK's
-// cache with the given TTL, and never connects to LaunchDarkly.
-func cacheClient(t *testing.T, store *lddynamodb.DataStoreBuilder, cacheSeconds int) (*ld.LDClient, *ldlogtest.MockLog) {
-	t.Helper()
-	mockLog := ldlogtest.NewMockLog()
-	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
-		DataSource: ldcomponents.ExternalUpdatesOnly(),
-		DataStore:  ldcomponents.PersistentDataStore(store).CacheSeconds(cacheSeconds),
-		Events:     ldcomponents.NoEvents(),
-		Logging:    ldcomponents.Logging().Loggers(mockLog.Loggers),
-	}, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = client.Close()
-		mockLog.DumpIfTestFailed(t)
-	})
-	return client, mockLog
-}
-
 func cacheEval(client *ld.LDClient, key string) string {
 	value, _ := client.StringVariation(key, cacheUser, cacheFallback)
 	return value
@@ -95,7 +74,7 @@ func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 
 	t.Run("CacheSeconds(30): warm flags cost nothing", func(t *testing.T) {
 		metrics := &lddynamodb.Metrics{}
-		client, _ := cacheClient(t, testenv.DataStore(table).Metrics(metrics), 30)
+		client, _ := testenv.DaemonClient(t, testenv.DataStore(table).Metrics(metrics), 30)
 		metrics.Reset()
 		for _, key := range keys {
 			require.Equal(t, want[key], cacheEval(client, key), key)
@@ -120,7 +99,7 @@ func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 	// than waiting 30 seconds: the rule (an entry is read again once its TTL is over) is the same.
 	t.Run("CacheSeconds(1): an update is seen after the TTL", func(t *testing.T) {
 		metrics := &lddynamodb.Metrics{}
-		client, _ := cacheClient(t, testenv.DataStore(table).Metrics(metrics), 1)
+		client, _ := testenv.DaemonClient(t, testenv.DataStore(table).Metrics(metrics), 1)
 		require.Equal(t, "v1", cacheEval(client, "f0"))
 
 		_, err := writer.Upsert(ldstoreimpl.Features(), "f0", cacheFlag("f0", 2, "v2", "").Item)
@@ -179,7 +158,7 @@ func TestDaemonModeOutage(t *testing.T) {
 			t.Cleanup(inj.CloseIdleConnections)
 			metrics := &lddynamodb.Metrics{}
 			reader := testenv.DataStore(table).ClientOptions(inj.ClientOption()).Metrics(metrics).StaleIfError(tt.staleIfError)
-			client, mockLog := cacheClient(t, reader, 1)
+			client, mockLog := testenv.DaemonClient(t, reader, 1)
 			probe, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
 			keys := []string{"kept", "updated", "deleted", "beta"}
 

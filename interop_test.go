@@ -9,28 +9,12 @@ import (
 	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
 	ld "github.com/launchdarkly/go-server-sdk/v7"
 	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
-	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/testhelpers/ldtestdata"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
-
-// daemonClient is an SDK client in daemon mode: it reads flags only from the store, never from
-// LaunchDarkly.
-func daemonClient(t *testing.T, store subsystems.ComponentConfigurer[subsystems.PersistentDataStore], cacheSeconds int) *ld.LDClient {
-	t.Helper()
-	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
-		DataSource: ldcomponents.ExternalUpdatesOnly(),
-		DataStore:  ldcomponents.PersistentDataStore(store).CacheSeconds(cacheSeconds),
-		Events:     ldcomponents.NoEvents(),
-		Logging:    ldcomponents.NoLogging(),
-	}, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
-	return client
-}
 
 // TestReadsRowsThatOtherSDKsWrote loads rows as each peer store writes them and evaluates them
 // with a real SDK client.
@@ -65,7 +49,7 @@ func TestReadsRowsThatOtherSDKsWrote(t *testing.T) {
 			require.NoError(t, err)
 			assert.Len(t, append(flags, segs...), tt.rows)
 
-			client := daemonClient(t, builder, 30)
+			client, _ := testenv.DaemonClient(t, builder, 30)
 			require.True(t, client.Initialized())
 			value, err := client.BoolVariation("on-flag", user, false)
 			require.NoError(t, err)
@@ -91,16 +75,12 @@ func TestDaemonModeReadsWhatAnotherClientWrote(t *testing.T) {
 	table := testenv.NewTable(t)
 	td := ldtestdata.DataSource()
 	td.Update(td.Flag("checkout").VariationForAll(true))
-	writer, err := ld.MakeCustomClient("sdk-key", ld.Config{
+	testenv.SDKClient(t, ld.Config{
 		DataSource: td,
 		DataStore:  ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod")),
-		Events:     ldcomponents.NoEvents(),
-		Logging:    ldcomponents.NoLogging(),
-	}, 5*time.Second)
-	require.NoError(t, err)
-	defer writer.Close()
+	})
 
-	reader := daemonClient(t, testenv.DataStore(table).Prefix("prod"), 1)
+	reader, _ := testenv.DaemonClient(t, testenv.DataStore(table).Prefix("prod"), 1)
 	user := ldcontext.New("someone")
 	value, err := reader.BoolVariation("checkout", user, false)
 	require.NoError(t, err)

@@ -22,7 +22,6 @@ import (
 	"github.com/launchdarkly/go-server-sdk/v7/interfaces/flagstate"
 	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
 	"github.com/launchdarkly/go-server-sdk/v7/ldfiledata"
-	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
@@ -318,9 +317,14 @@ func TestDumpLoadsInFileDataSource(t *testing.T) {
 	assert.ElementsMatch(t, []string{"seg-1"}, keys(dumped.Segments))
 
 	// Every flag evaluates the same from the dump (file data source) as from the table (daemon mode).
-	fromFile := newClient(t, ldfiledata.DataSource().FilePaths(file), ldcomponents.InMemoryDataStore())
-	fromTable := newClient(t, ldcomponents.ExternalUpdatesOnly(), ldcomponents.PersistentDataStore(
-		testenv.DataStore(table).Prefix("prod")))
+	fromFile, _ := testenv.SDKClient(t, ld.Config{
+		DataSource: ldfiledata.DataSource().FilePaths(file),
+		DataStore:  ldcomponents.InMemoryDataStore(),
+	})
+	fromTable, _ := testenv.SDKClient(t, ld.Config{
+		DataSource: ldcomponents.ExternalUpdatesOnly(),
+		DataStore:  ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod")),
+	})
 	for _, user := range []string{"user-1", "user-2"} {
 		ctx := ldcontext.New(user)
 		want := fromTable.AllFlagsState(ctx, flagstate.OptionDetailsOnlyForTrackedFlags())
@@ -361,21 +365,6 @@ func TestDumpStopsAtBadRow(t *testing.T) {
 	assert.Equal(t, exitError, r.code)
 	assert.Empty(t, r.stdout)
 	assert.Contains(t, r.stderr, `segments "broken": the SDK cannot parse its JSON`)
-}
-
-func newClient(t *testing.T, source subsystems.ComponentConfigurer[subsystems.DataSource],
-	store subsystems.ComponentConfigurer[subsystems.DataStore]) *ld.LDClient {
-	t.Helper()
-	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
-		DataSource:       source,
-		DataStore:        store,
-		Events:           ldcomponents.NoEvents(),
-		Logging:          ldcomponents.NoLogging(),
-		DiagnosticOptOut: true,
-	}, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
-	return client
 }
 
 func keys[V any](m map[string]V) []string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
@@ -22,16 +21,6 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m))
 }
 
-func makeClient(t *testing.T, config ld.Config) *ld.LDClient {
-	t.Helper()
-	config.Events = ldcomponents.NoEvents()
-	config.Logging = ldcomponents.NoLogging()
-	client, err := ld.MakeCustomClient("sdk-key", config, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
-	return client
-}
-
 // TestHandlerReadsFlagsFromTable fills a table as the Relay Proxy would (an SDK client with a
 // data source and the DynamoDB store, whose Init writes the flags), then invokes the handler with
 // the function's own daemon-mode configuration.
@@ -40,9 +29,10 @@ func TestHandlerReadsFlagsFromTable(t *testing.T) {
 	td := ldtestdata.DataSource()
 	td.Update(td.Flag("new-checkout").BooleanFlag().VariationForUser("user-1", true).FallthroughVariation(false))
 	td.Update(td.Flag("banner").ValueForAll(ldvalue.String("spring sale")))
-	makeClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod"))})
+	testenv.SDKClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod"))})
 
-	h := handler{client: makeClient(t, daemonConfig(testenv.DataStore(table).Prefix("prod")))}
+	reader, _ := testenv.SDKClient(t, daemonConfig(testenv.DataStore(table).Prefix("prod")))
+	h := handler{client: reader}
 	cases := []struct {
 		name       string
 		req        Request
@@ -76,9 +66,10 @@ func TestHandlerWithOtherPrefixSeesNoFlags(t *testing.T) {
 	table := testenv.NewTable(t)
 	td := ldtestdata.DataSource()
 	td.Update(td.Flag("new-checkout").BooleanFlag().VariationForAll(true))
-	makeClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod"))})
+	testenv.SDKClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("prod"))})
 
-	h := handler{client: makeClient(t, daemonConfig(testenv.DataStore(table).Prefix("staging")))}
+	reader, _ := testenv.SDKClient(t, daemonConfig(testenv.DataStore(table).Prefix("staging")))
+	h := handler{client: reader}
 	resp, err := h.Handle(context.Background(), Request{Flag: "new-checkout", Context: "user-1"})
 	require.NoError(t, err)
 	assert.Equal(t, ldvalue.Null(), resp.Value)
@@ -86,7 +77,8 @@ func TestHandlerWithOtherPrefixSeesNoFlags(t *testing.T) {
 }
 
 func TestHandlerRejectsIncompleteRequest(t *testing.T) {
-	h := handler{client: makeClient(t, daemonConfig(testenv.DataStore(testenv.NewTable(t)).Prefix("")))}
+	reader, _ := testenv.SDKClient(t, daemonConfig(testenv.DataStore(testenv.NewTable(t)).Prefix("")))
+	h := handler{client: reader}
 	for _, req := range []Request{{Flag: "f"}, {Context: "c"}} {
 		_, err := h.Handle(context.Background(), req)
 		assert.ErrorContains(t, err, `needs "flag" and "context"`)
