@@ -33,6 +33,7 @@ import (
 
 	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
+	"github.com/lddynamodb/lddynamodb/internal/testenv/av"
 )
 
 // contextHash is the hash under which the SDK looks up a context key's membership: the base64 of
@@ -49,14 +50,12 @@ func withPrefix(prefix, name string) string {
 	return prefix + ":" + name
 }
 
-func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-
 // metadataRow is the row in which Relay records when it last synchronized, in the shared layout.
 func metadataRow(prefix string, synced ldtime.UnixMillisecondTime) map[string]types.AttributeValue {
 	key := withPrefix(prefix, "big_segments_metadata")
 	return map[string]types.AttributeValue{
-		"namespace":      s(key),
-		"key":            s(key),
+		"namespace":      av.S(key),
+		"key":            av.S(key),
 		"synchronizedOn": &types.AttributeValueMemberN{Value: strconv.FormatUint(uint64(synced), 10)},
 	}
 }
@@ -65,8 +64,8 @@ func metadataRow(prefix string, synced ldtime.UnixMillisecondTime) map[string]ty
 // no empty sets, so an empty list leaves its attribute out, as Relay does.
 func membershipRow(prefix, hash string, included, excluded []string) map[string]types.AttributeValue {
 	row := map[string]types.AttributeValue{
-		"namespace": s(withPrefix(prefix, "big_segments_user")),
-		"key":       s(hash),
+		"namespace": av.S(withPrefix(prefix, "big_segments_user")),
+		"key":       av.S(hash),
 	}
 	if len(included) > 0 {
 		row["included"] = &types.AttributeValueMemberSS{Value: included}
@@ -82,11 +81,6 @@ func clearBigSegments(table, prefix string) error {
 	return testenv.ClearNamespaces(table, withPrefix(prefix, "big_segments_metadata"), withPrefix(prefix, "big_segments_user"))
 }
 
-func putRow(table string, row map[string]types.AttributeValue) error {
-	_, err := testenv.Client().PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row})
-	return err
-}
-
 // TestBigSegmentStoreConformance runs the SDK's big segment store suite, writing rows in the
 // layout that Relay writes. The suite always asks for the default prefix, so it runs once as it
 // is and once with every store and row under a prefix.
@@ -100,10 +94,10 @@ func TestBigSegmentStoreConformance(t *testing.T) {
 				},
 				func(string) error { return clearBigSegments(table, prefix) },
 				func(_ string, metadata subsystems.BigSegmentStoreMetadata) error {
-					return putRow(table, metadataRow(prefix, metadata.LastUpToDate))
+					return testenv.WriteRow(table, metadataRow(prefix, metadata.LastUpToDate))
 				},
 				func(_ string, hash string, included, excluded []string) error {
-					return putRow(table, membershipRow(prefix, hash, included, excluded))
+					return testenv.WriteRow(table, membershipRow(prefix, hash, included, excluded))
 				},
 			).Run(t)
 		})
@@ -179,7 +173,7 @@ func TestBigSegmentStoreRejectsUndecodableRows(t *testing.T) {
 	const prefix = "bad"
 	metaKey := withPrefix(prefix, "big_segments_metadata")
 	metadata := func(synced types.AttributeValue) map[string]types.AttributeValue {
-		return map[string]types.AttributeValue{"namespace": s(metaKey), "key": s(metaKey), "synchronizedOn": synced}
+		return map[string]types.AttributeValue{"namespace": av.S(metaKey), "key": av.S(metaKey), "synchronizedOn": synced}
 	}
 	members := func(attr string, value types.AttributeValue) map[string]types.AttributeValue {
 		row := membershipRow(prefix, "hash-"+attr, nil, nil)
@@ -191,11 +185,11 @@ func TestBigSegmentStoreRejectsUndecodableRows(t *testing.T) {
 		row    map[string]types.AttributeValue
 		reason string
 	}{
-		{"synchronizedOn as a string", metadata(s("1718000000000")), `"synchronizedOn" is not a number`},
+		{"synchronizedOn as a string", metadata(av.S("1718000000000")), `"synchronizedOn" is not a number`},
 		{"synchronizedOn with a fraction", metadata(&types.AttributeValueMemberN{Value: "1.5"}), `"synchronizedOn" is not a count of milliseconds`},
 		{"synchronizedOn negative", metadata(&types.AttributeValueMemberN{Value: "-1"}), `"synchronizedOn" is not a count of milliseconds`},
-		{"included as a string", members("included", s("big-seg.g1")), `"included" is not a string set`},
-		{"excluded as a list", members("excluded", &types.AttributeValueMemberL{Value: []types.AttributeValue{s("big-seg.g1")}}), `"excluded" is not a string set`},
+		{"included as a string", members("included", av.S("big-seg.g1")), `"included" is not a string set`},
+		{"excluded as a list", members("excluded", &types.AttributeValueMemberL{Value: []types.AttributeValue{av.S("big-seg.g1")}}), `"excluded" is not a string set`},
 	}
 	store, _ := testenv.Build(t, testenv.BigSegmentStore(table).Prefix(prefix))
 	for _, tc := range cases {
@@ -209,8 +203,8 @@ func TestBigSegmentStoreRejectsUndecodableRows(t *testing.T) {
 			}
 			var rowErr *lddynamodb.RowError
 			require.ErrorAs(t, err, &rowErr)
-			assert.Equal(t, tc.row["namespace"], s(rowErr.Namespace))
-			assert.Equal(t, tc.row["key"], s(rowErr.Key))
+			assert.Equal(t, tc.row["namespace"], av.S(rowErr.Namespace))
+			assert.Equal(t, tc.row["key"], av.S(rowErr.Key))
 			assert.ErrorContains(t, err, table)
 			assert.ErrorContains(t, err, tc.reason)
 		})

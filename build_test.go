@@ -2,7 +2,6 @@ package lddynamodb_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -99,7 +98,7 @@ func buildFirstUseErrors(t *testing.T, store subsystems.PersistentDataStore) map
 // every operation then fails with an error that names the table, the key where there is one,
 // and the cause to fix; IsInitialized logs its error.
 func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
-	wrongKeys := fmt.Sprintf("lddynamodb-wrong-keys-%d", time.Now().UnixNano())
+	wrongKeys := testenv.TableName(t)
 	_, err := testenv.Client().CreateTable(context.Background(), &dynamodb.CreateTableInput{
 		TableName:            aws.String(wrongKeys),
 		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
@@ -107,9 +106,6 @@ func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
 		BillingMode:          types.BillingModePayPerRequest,
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = testenv.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(wrongKeys)})
-	})
 	closed := testenv.ClosedEndpoint(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tests := []struct {

@@ -156,26 +156,12 @@ func perfAllKeyQueryPages(t testing.TB, table string, data []ldstoretypes.Serial
 // perfStoredVersions reads every row of a namespace with a plain client: key to version.
 func perfStoredVersions(t testing.TB, table, namespace string) map[string]int {
 	t.Helper()
-	expr, err := expression.NewBuilder().
-		WithKeyCondition(expression.Key("namespace").Equal(expression.Value(namespace))).Build()
-	require.NoError(t, err)
-	paginator := dynamodb.NewQueryPaginator(testenv.Client(), &dynamodb.QueryInput{
-		TableName:                 aws.String(table),
-		ConsistentRead:            aws.Bool(true),
-		KeyConditionExpression:    expr.KeyCondition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
 	versions := map[string]int{}
-	for paginator.HasMorePages() {
-		page, err := paginator.NextPage(context.Background())
+	for _, row := range testenv.Rows(t, table, namespace) {
+		key := row["key"].(*types.AttributeValueMemberS).Value
+		version, err := strconv.Atoi(row["version"].(*types.AttributeValueMemberN).Value)
 		require.NoError(t, err)
-		for _, row := range page.Items {
-			key := row["key"].(*types.AttributeValueMemberS).Value
-			version, err := strconv.Atoi(row["version"].(*types.AttributeValueMemberN).Value)
-			require.NoError(t, err)
-			versions[key] = version
-		}
+		versions[key] = version
 	}
 	return versions
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/faults"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
+	"github.com/lddynamodb/lddynamodb/internal/testenv/av"
 )
 
 // The fault mix of issue 6: 20 % throttles, 30 % partial batches, 5 % connection resets (half
@@ -116,29 +117,20 @@ func relReadTable(t *testing.T, table, namespace string) map[string]relRow {
 // relScan reads every row of a namespace directly; a row's version or item that is not a number
 // or string reads as 0 or "".
 func relScan(table, namespace string) (map[string]relRow, error) {
+	items, err := testenv.ReadRows(table, namespace)
+	if err != nil {
+		return nil, err
+	}
 	rows := map[string]relRow{}
-	paginator := dynamodb.NewQueryPaginator(testenv.Client(), &dynamodb.QueryInput{
-		TableName:                 aws.String(table),
-		ConsistentRead:            aws.Bool(true),
-		KeyConditionExpression:    aws.String("#n = :n"),
-		ExpressionAttributeNames:  map[string]string{"#n": "namespace"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":n": &types.AttributeValueMemberS{Value: namespace}},
-	})
-	for paginator.HasMorePages() {
-		page, err := paginator.NextPage(context.Background())
-		if err != nil {
-			return nil, err
+	for _, r := range items {
+		var row relRow
+		if v, ok := r["version"].(*types.AttributeValueMemberN); ok {
+			row.version, _ = strconv.Atoi(v.Value)
 		}
-		for _, r := range page.Items {
-			var row relRow
-			if v, ok := r["version"].(*types.AttributeValueMemberN); ok {
-				row.version, _ = strconv.Atoi(v.Value)
-			}
-			if v, ok := r["item"].(*types.AttributeValueMemberS); ok {
-				row.item = v.Value
-			}
-			rows[r["key"].(*types.AttributeValueMemberS).Value] = row
+		if v, ok := r["item"].(*types.AttributeValueMemberS); ok {
+			row.item = v.Value
 		}
+		rows[r["key"].(*types.AttributeValueMemberS).Value] = row
 	}
 	return rows, nil
 }
@@ -147,7 +139,7 @@ func relMarkerWritten(t *testing.T, table string) bool {
 	t.Helper()
 	out, err := testenv.Client().GetItem(context.Background(), &dynamodb.GetItemInput{
 		TableName:      aws.String(table),
-		Key:            map[string]types.AttributeValue{"namespace": relS("$inited"), "key": relS("$inited")},
+		Key:            map[string]types.AttributeValue{"namespace": av.S("$inited"), "key": av.S("$inited")},
 		ConsistentRead: aws.Bool(true),
 	})
 	require.NoError(t, err)
@@ -622,34 +614,34 @@ func TestReliabilityBadRows(t *testing.T) {
 		wantErr  string
 		wantItem ldstoretypes.SerializedItemDescriptor
 	}{
-		{key: "version-string", attrs: map[string]types.AttributeValue{"version": relS("3"), "item": relS(`{"key":"version-string","version":3}`)},
+		{key: "version-string", attrs: map[string]types.AttributeValue{"version": av.S("3"), "item": av.S(`{"key":"version-string","version":3}`)},
 			wantErr: `"version" is not a number`},
-		{key: "version-missing", attrs: map[string]types.AttributeValue{"item": relS(`{}`)},
+		{key: "version-missing", attrs: map[string]types.AttributeValue{"item": av.S(`{}`)},
 			wantErr: `"version" is missing`},
-		{key: "version-fraction", attrs: map[string]types.AttributeValue{"version": relN("1.5"), "item": relS(`{}`)},
+		{key: "version-fraction", attrs: map[string]types.AttributeValue{"version": av.N("1.5"), "item": av.S(`{}`)},
 			wantErr: `"version" is not an integer`},
-		{key: "version-huge", attrs: map[string]types.AttributeValue{"version": relN("1e40"), "item": relS(`{}`)},
+		{key: "version-huge", attrs: map[string]types.AttributeValue{"version": av.N("1e40"), "item": av.S(`{}`)},
 			wantErr: `"version" is not an integer`},
-		{key: "item-number", attrs: map[string]types.AttributeValue{"version": relN("2"), "item": relN("7")},
+		{key: "item-number", attrs: map[string]types.AttributeValue{"version": av.N("2"), "item": av.N("7")},
 			wantErr: `"item" is not a string`},
-		{key: "item-binary", attrs: map[string]types.AttributeValue{"version": relN("2"), "item": &types.AttributeValueMemberB{Value: []byte("{}")}},
+		{key: "item-binary", attrs: map[string]types.AttributeValue{"version": av.N("2"), "item": &types.AttributeValueMemberB{Value: []byte("{}")}},
 			wantErr: `"item" is not a string`},
-		{key: "item-map", attrs: map[string]types.AttributeValue{"version": relN("2"), "item": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"key": relS("x")}}},
+		{key: "item-map", attrs: map[string]types.AttributeValue{"version": av.N("2"), "item": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"key": av.S("x")}}},
 			wantErr: `"item" is not a string`},
 		// The store hands JSON on without parsing it: the SDK parses it and reports what it cannot.
-		{key: "item-not-json", attrs: map[string]types.AttributeValue{"version": relN("4"), "item": relS("not json")},
+		{key: "item-not-json", attrs: map[string]types.AttributeValue{"version": av.N("4"), "item": av.S("not json")},
 			wantItem: ldstoretypes.SerializedItemDescriptor{Version: 4, SerializedItem: []byte("not json")}},
-		{key: "item-truncated", attrs: map[string]types.AttributeValue{"version": relN("4"), "item": relS(`{"key":"item-truncated","vers`)},
+		{key: "item-truncated", attrs: map[string]types.AttributeValue{"version": av.N("4"), "item": av.S(`{"key":"item-truncated","vers`)},
 			wantItem: ldstoretypes.SerializedItemDescriptor{Version: 4, SerializedItem: []byte(`{"key":"item-truncated","vers`)}},
-		{key: "item-huge", attrs: map[string]types.AttributeValue{"version": relN("1"), "item": relS(huge)},
+		{key: "item-huge", attrs: map[string]types.AttributeValue{"version": av.N("1"), "item": av.S(huge)},
 			wantItem: ldstoretypes.SerializedItemDescriptor{Version: 1, SerializedItem: []byte(huge)}},
-		{key: "unknown-attributes", attrs: map[string]types.AttributeValue{"version": relN("6"), "item": relS(`{"key":"unknown-attributes"}`),
-			"lastVersion": relN("9"), "ttl": relS("soon"), "included": &types.AttributeValueMemberSS{Value: []string{"a"}}},
+		{key: "unknown-attributes", attrs: map[string]types.AttributeValue{"version": av.N("6"), "item": av.S(`{"key":"unknown-attributes"}`),
+			"lastVersion": av.N("9"), "ttl": av.S("soon"), "included": &types.AttributeValueMemberSS{Value: []string{"a"}}},
 			wantItem: ldstoretypes.SerializedItemDescriptor{Version: 6, SerializedItem: []byte(`{"key":"unknown-attributes"}`)}},
 	}
 	var rows []map[string]types.AttributeValue
 	for _, tc := range cases {
-		row := map[string]types.AttributeValue{"namespace": relS("features"), "key": relS(tc.key)}
+		row := map[string]types.AttributeValue{"namespace": av.S("features"), "key": av.S(tc.key)}
 		for name, v := range tc.attrs {
 			row[name] = v
 		}
@@ -657,7 +649,7 @@ func TestReliabilityBadRows(t *testing.T) {
 	}
 	// Rows of namespaces the store does not know, which it must never read or remove.
 	for _, ns := range []string{"flags", "features2", "other:features", "FEATURES", "features:", ":features"} {
-		rows = append(rows, map[string]types.AttributeValue{"namespace": relS(ns), "key": relS("stranger"), "version": relS("x")})
+		rows = append(rows, map[string]types.AttributeValue{"namespace": av.S(ns), "key": av.S("stranger"), "version": av.S("x")})
 	}
 	testenv.PutRows(t, table, rows)
 
@@ -740,6 +732,3 @@ func TestReliabilityOnlyDocumentedActions(t *testing.T) {
 	t.Logf("actions called: %v", names)
 	assert.Equal(t, []string{"BatchWriteItem", "GetItem", "PutItem", "Query"}, names)
 }
-
-func relS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func relN(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }

@@ -8,13 +8,12 @@ import (
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb/internal/testenv/av"
 )
 
-func attrS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func attrN(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
-
 func testRow(version types.AttributeValue, item types.AttributeValue) map[string]types.AttributeValue {
-	r := map[string]types.AttributeValue{AttrNamespace: attrS("features"), AttrKey: attrS("flag")}
+	r := map[string]types.AttributeValue{AttrNamespace: av.S("features"), AttrKey: av.S("flag")}
 	if version != nil {
 		r[attrVersion] = version
 	}
@@ -32,21 +31,21 @@ func TestDecodeRow(t *testing.T) {
 		want    ldstoretypes.SerializedItemDescriptor
 		wantErr string
 	}{
-		{"item", testRow(attrN("7"), attrS(`{"key":"flag","version":7}`)),
+		{"item", testRow(av.N("7"), av.S(`{"key":"flag","version":7}`)),
 			ldstoretypes.SerializedItemDescriptor{Version: 7, SerializedItem: []byte(`{"key":"flag","version":7}`)}, ""},
-		{"non-JSON item is passed on for the SDK to judge", testRow(attrN("7"), attrS("flag,7")),
+		{"non-JSON item is passed on for the SDK to judge", testRow(av.N("7"), av.S("flag,7")),
 			ldstoretypes.SerializedItemDescriptor{Version: 7, SerializedItem: []byte("flag,7")}, ""},
-		{"Go and Relay tombstone", testRow(attrN("7"), attrS(`{"key":"flag","version":7,"deleted":true}`)), deleted, ""},
-		{"Node tombstone with spaces", testRow(attrN("7"), attrS(`{"key": "flag", "version": 7, "deleted": true}`)), deleted, ""},
-		{"Java and .NET null", testRow(attrN("7"), attrS("null")), deleted, ""},
-		{"no item attribute", testRow(attrN("7"), nil), deleted, ""},
-		{"empty item", testRow(attrN("7"), attrS("")), deleted, ""},
-		{"deleted false is an item", testRow(attrN("7"), attrS(`{"key":"flag","version":7,"deleted":false}`)),
+		{"Go and Relay tombstone", testRow(av.N("7"), av.S(`{"key":"flag","version":7,"deleted":true}`)), deleted, ""},
+		{"Node tombstone with spaces", testRow(av.N("7"), av.S(`{"key": "flag", "version": 7, "deleted": true}`)), deleted, ""},
+		{"Java and .NET null", testRow(av.N("7"), av.S("null")), deleted, ""},
+		{"no item attribute", testRow(av.N("7"), nil), deleted, ""},
+		{"empty item", testRow(av.N("7"), av.S("")), deleted, ""},
+		{"deleted false is an item", testRow(av.N("7"), av.S(`{"key":"flag","version":7,"deleted":false}`)),
 			ldstoretypes.SerializedItemDescriptor{Version: 7, SerializedItem: []byte(`{"key":"flag","version":7,"deleted":false}`)}, ""},
-		{"version missing", testRow(nil, attrS("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is missing`},
-		{"version as a string", testRow(attrS("7"), attrS("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is not a number`},
-		{"version not an integer", testRow(attrN("7.5"), attrS("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is not an integer`},
-		{"item not a string", testRow(attrN("7"), attrN("1")), ldstoretypes.SerializedItemDescriptor{}, `"item" is not a string`},
+		{"version missing", testRow(nil, av.S("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is missing`},
+		{"version as a string", testRow(av.S("7"), av.S("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is not a number`},
+		{"version not an integer", testRow(av.N("7.5"), av.S("{}")), ldstoretypes.SerializedItemDescriptor{}, `"version" is not an integer`},
+		{"item not a string", testRow(av.N("7"), av.N("1")), ldstoretypes.SerializedItemDescriptor{}, `"item" is not a string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +66,7 @@ func TestDecodeRow(t *testing.T) {
 }
 
 func TestDecodeRowWithoutKey(t *testing.T) {
-	_, _, err := decodeRow(map[string]types.AttributeValue{AttrNamespace: attrS("features"), attrVersion: attrN("1")})
+	_, _, err := decodeRow(map[string]types.AttributeValue{AttrNamespace: av.S("features"), attrVersion: av.N("1")})
 	require.ErrorContains(t, err, `"key" is missing`)
 }
 
@@ -86,9 +85,9 @@ func TestEncodeRow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := encodeRow("p:features", "k", tt.item)
-			assert.Equal(t, attrS("p:features"), r[AttrNamespace])
-			assert.Equal(t, attrS("k"), r[AttrKey])
-			assert.Equal(t, attrN("3"), r[attrVersion])
+			assert.Equal(t, av.S("p:features"), r[AttrNamespace])
+			assert.Equal(t, av.S("k"), r[AttrKey])
+			assert.Equal(t, av.N("3"), r[attrVersion])
 			assert.JSONEq(t, tt.wantItem, r[attrItem].(*types.AttributeValueMemberS).Value)
 			_, back, err := decodeRow(r)
 			require.NoError(t, err)

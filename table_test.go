@@ -3,9 +3,7 @@ package lddynamodb_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -16,15 +14,6 @@ import (
 	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
-
-// uniqueTableName is a table name no other test uses; the table is deleted when the test ends.
-func uniqueTableName(t *testing.T) string {
-	name := fmt.Sprintf("lddynamodb-table-test-%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		_, _ = testenv.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
-	})
-	return name
-}
 
 func describe(t *testing.T, table string) *types.TableDescription {
 	out, err := testenv.Client().DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(table)})
@@ -46,7 +35,7 @@ func TestCreateTable(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			table := uniqueTableName(t)
+			table := testenv.TableName(t)
 			require.NoError(t, lddynamodb.CreateTable(context.Background(), testenv.Client(), table, c.opts...))
 
 			desc := describe(t, table)
@@ -71,7 +60,7 @@ func TestCreateTable(t *testing.T) {
 
 func TestCreateTableTwiceSucceeds(t *testing.T) {
 	ctx := context.Background()
-	table := uniqueTableName(t)
+	table := testenv.TableName(t)
 	require.NoError(t, lddynamodb.CreateTable(ctx, testenv.Client(), table))
 
 	// A second deployment with other options must not fail or change the table.
@@ -127,7 +116,7 @@ func TestCreateTableRejectsOtherKeys(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			table := uniqueTableName(t)
+			table := testenv.TableName(t)
 			_, err := testenv.Client().CreateTable(ctx, &dynamodb.CreateTableInput{
 				TableName:            aws.String(table),
 				AttributeDefinitions: c.attrs,

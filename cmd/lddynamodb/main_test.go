@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
+	"github.com/lddynamodb/lddynamodb/internal/testenv/av"
 )
 
 func TestMain(m *testing.M) {
@@ -115,15 +115,6 @@ func fill(t *testing.T, table, prefix string, flags map[string]*ldmodel.FeatureF
 	}))
 }
 
-func put(t *testing.T, table string, row map[string]types.AttributeValue) {
-	t.Helper()
-	_, err := testenv.Client().PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row})
-	require.NoError(t, err)
-}
-
-func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func n(v int) types.AttributeValue    { return &types.AttributeValueMemberN{Value: fmt.Sprint(v)} }
-
 func flagJSON(t *testing.T, f ldmodel.FeatureFlag) string {
 	data, err := json.Marshal(f)
 	require.NoError(t, err)
@@ -131,10 +122,7 @@ func flagJSON(t *testing.T, f ldmodel.FeatureFlag) string {
 }
 
 func TestCreateTableCommand(t *testing.T) {
-	table := fmt.Sprintf("lddynamodb-cli-test-%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		_, _ = testenv.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
+	table := testenv.TableName(t)
 
 	r := cli(t, "create-table", table, "--read-capacity", "2", "--write-capacity", "3")
 	require.Equal(t, exitOK, r.code)
@@ -200,8 +188,8 @@ func TestVerifyFilledTable(t *testing.T) {
 		map[string]*ldmodel.Segment{"seg-1": &seg})
 	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
 	fill(t, table, "staging", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
-	put(t, table, map[string]types.AttributeValue{"namespace": s("prod:big_segments_metadata"), "key": s("prod:big_segments_metadata"), "synchronizedOn": n(1700000000000)})
-	put(t, table, map[string]types.AttributeValue{"namespace": s("prod:big_segments_user"), "key": s("hash1"),
+	testenv.PutRow(t, table, map[string]types.AttributeValue{"namespace": av.S("prod:big_segments_metadata"), "key": av.S("prod:big_segments_metadata"), "synchronizedOn": av.N("1700000000000")})
+	testenv.PutRow(t, table, map[string]types.AttributeValue{"namespace": av.S("prod:big_segments_user"), "key": av.S("hash1"),
 		"included": &types.AttributeValueMemberSS{Value: []string{"seg.g1"}}})
 
 	r := cli(t, "verify", table, "--prefix", "prod")
@@ -232,32 +220,32 @@ func TestVerifyReportsBadRows(t *testing.T) {
 	}{
 		{
 			name: "JSON the SDK cannot parse",
-			row:  map[string]types.AttributeValue{"namespace": s("features"), "key": s("broken"), "version": n(1), "item": s(`{"key":"broken",`)},
+			row:  map[string]types.AttributeValue{"namespace": av.S("features"), "key": av.S("broken"), "version": av.N("1"), "item": av.S(`{"key":"broken",`)},
 			want: `features "broken" (namespace "features"): undecodable: the SDK cannot parse its JSON`,
 		},
 		{
 			name: "version stored as a string",
-			row:  map[string]types.AttributeValue{"namespace": s("features"), "key": s("strver"), "version": s("1"), "item": s(`{"key":"strver","version":1}`)},
+			row:  map[string]types.AttributeValue{"namespace": av.S("features"), "key": av.S("strver"), "version": av.S("1"), "item": av.S(`{"key":"strver","version":1}`)},
 			want: `features "strver" (namespace "features"): undecodable: row namespace="features" key="strver" cannot be decoded: "version" is not a number`,
 		},
 		{
 			name: "JSON of another key",
-			row:  map[string]types.AttributeValue{"namespace": s("features"), "key": s("alias"), "version": n(1), "item": s(flagJSON(t, good))},
+			row:  map[string]types.AttributeValue{"namespace": av.S("features"), "key": av.S("alias"), "version": av.N("1"), "item": av.S(flagJSON(t, good))},
 			want: `features "alias" (namespace "features"): its JSON has key "good"`,
 		},
 		{
 			name: "JSON of another version",
-			row:  map[string]types.AttributeValue{"namespace": s("segments"), "key": s("seg"), "version": n(4), "item": s(`{"key":"seg","version":3}`)},
+			row:  map[string]types.AttributeValue{"namespace": av.S("segments"), "key": av.S("seg"), "version": av.N("4"), "item": av.S(`{"key":"seg","version":3}`)},
 			want: `segments "seg" (namespace "segments"): the row has version 4 but its JSON has version 3`,
 		},
 		{
 			name: "unknown namespace",
-			row:  map[string]types.AttributeValue{"namespace": s("sessions"), "key": s("abc")},
+			row:  map[string]types.AttributeValue{"namespace": av.S("sessions"), "key": av.S("abc")},
 			want: `unknown row namespace="sessions" key="abc"`,
 		},
 		{
 			name: "odd marker",
-			row:  map[string]types.AttributeValue{"namespace": s("$inited"), "key": s("yes")},
+			row:  map[string]types.AttributeValue{"namespace": av.S("$inited"), "key": av.S("yes")},
 			want: `unknown row namespace="$inited" key="yes"`,
 		},
 	}
@@ -265,7 +253,7 @@ func TestVerifyReportsBadRows(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			table := testenv.NewTable(t)
 			fill(t, table, "", map[string]*ldmodel.FeatureFlag{"good": &good}, nil)
-			put(t, table, c.row)
+			testenv.PutRow(t, table, c.row)
 
 			r := cli(t, "verify", table)
 			assert.Equal(t, exitProblems, r.code)
@@ -278,7 +266,7 @@ func TestVerifyReportsBadRows(t *testing.T) {
 
 func TestVerifyReportsMissingMarker(t *testing.T) {
 	table := testenv.NewTable(t)
-	put(t, table, map[string]types.AttributeValue{"namespace": s("features"), "key": s("f"), "version": n(1), "item": s(flagJSON(t, boolFlag("f", 1, true)))})
+	testenv.PutRow(t, table, map[string]types.AttributeValue{"namespace": av.S("features"), "key": av.S("f"), "version": av.N("1"), "item": av.S(flagJSON(t, boolFlag("f", 1, true)))})
 
 	r := cli(t, "verify", table, "--no-scan")
 	assert.Equal(t, exitProblems, r.code)
@@ -359,7 +347,7 @@ func TestDumpStopsAtBadRow(t *testing.T) {
 	table := testenv.NewTable(t)
 	a := boolFlag("flag-a", 3, true)
 	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
-	put(t, table, map[string]types.AttributeValue{"namespace": s("segments"), "key": s("broken"), "version": n(1), "item": s(`[1,2`)})
+	testenv.PutRow(t, table, map[string]types.AttributeValue{"namespace": av.S("segments"), "key": av.S("broken"), "version": av.N("1"), "item": av.S(`[1,2`)})
 
 	r := cli(t, "dump", table)
 	assert.Equal(t, exitError, r.code)

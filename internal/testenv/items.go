@@ -76,15 +76,22 @@ func Build[T io.Closer](t testing.TB, builder subsystems.ComponentConfigurer[T])
 // PutRow writes a row as it is, bypassing the store, as another program would.
 func PutRow(t testing.TB, table string, row map[string]types.AttributeValue) {
 	t.Helper()
-	if _, err := Client().PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row}); err != nil {
+	if err := WriteRow(table, row); err != nil {
 		t.Fatalf("putting row: %v", err)
 	}
 }
 
-// Rows reads every row of a namespace, bypassing the store.
+// WriteRow is PutRow for callers that have no testing.TB to fail, such as the SDK's test
+// suites: it returns the error.
+func WriteRow(table string, row map[string]types.AttributeValue) error {
+	_, err := Client().PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row})
+	return err
+}
+
+// Rows reads every row of a namespace, bypassing the store, with a strongly consistent Query.
 func Rows(t testing.TB, table, namespace string) []map[string]types.AttributeValue {
 	t.Helper()
-	rows, err := queryRows(table, namespace)
+	rows, err := ReadRows(table, namespace)
 	if err != nil {
 		t.Fatalf("querying %s: %v", namespace, err)
 	}
@@ -94,7 +101,7 @@ func Rows(t testing.TB, table, namespace string) []map[string]types.AttributeVal
 // ClearNamespaces deletes every row of the given namespaces, bypassing the store.
 func ClearNamespaces(table string, namespaces ...string) error {
 	for _, namespace := range namespaces {
-		rows, err := queryRows(table, namespace)
+		rows, err := ReadRows(table, namespace)
 		if err != nil {
 			return err
 		}
@@ -110,7 +117,9 @@ func ClearNamespaces(table string, namespaces ...string) error {
 	return nil
 }
 
-func queryRows(table, namespace string) ([]map[string]types.AttributeValue, error) {
+// ReadRows is Rows for callers that have no testing.TB to fail, such as other goroutines: it
+// returns the error.
+func ReadRows(table, namespace string) ([]map[string]types.AttributeValue, error) {
 	paginator := dynamodb.NewQueryPaginator(Client(), &dynamodb.QueryInput{
 		TableName:                 aws.String(table),
 		ConsistentRead:            aws.Bool(true),

@@ -111,14 +111,19 @@ func BigSegmentStore(table string) *lddynamodb.BigSegmentStoreBuilder {
 // NewTable creates a table with a name unique to this run, and deletes it when the test ends.
 func NewTable(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("lddynamodb-test-%d-%d", time.Now().UnixNano(), tableCount.Add(1))
-	client := Client()
-	ctx := context.Background()
-	if err := lddynamodb.CreateTable(ctx, client, name); err != nil {
+	name := TableName(t)
+	if err := lddynamodb.CreateTable(context.Background(), Client(), name); err != nil {
 		t.Fatalf("creating table: %v", err)
 	}
+	return name
+}
+
+// TableName is a table name unique to this run, for a test that creates the table itself: the
+// table, if there is one by then, is deleted when the test ends.
+func TableName(t testing.TB) string {
+	name := fmt.Sprintf("lddynamodb-test-%d-%d", time.Now().UnixNano(), tableCount.Add(1))
 	t.Cleanup(func() {
-		_, _ = client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+		_, _ = Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
 	})
 	return name
 }
