@@ -85,10 +85,10 @@ func buildFirstUseErrors(t *testing.T, store subsystems.PersistentDataStore) map
 	t.Helper()
 	errs := map[string]error{}
 	errs["Init"] = store.Init([]ldstoretypes.SerializedCollection{
-		{Kind: ldstoreimpl.Features(), Items: []ldstoretypes.KeyedSerializedItemDescriptor{relFlag("my-flag", 1)}}})
+		{Kind: ldstoreimpl.Features(), Items: []ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("my-flag", 1, 0)}}})
 	_, errs["Get"] = store.Get(ldstoreimpl.Features(), "my-flag")
 	_, errs["GetAll"] = store.GetAll(ldstoreimpl.Features())
-	_, errs["Upsert"] = store.Upsert(ldstoreimpl.Features(), "my-flag", relFlag("my-flag", 1).Item)
+	_, errs["Upsert"] = store.Upsert(ldstoreimpl.Features(), "my-flag", testenv.Flag("my-flag", 1, 0).Item)
 	assert.False(t, store.IsInitialized(), "IsInitialized")
 	assert.False(t, store.IsStoreAvailable(), "IsStoreAvailable")
 	return errs

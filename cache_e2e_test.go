@@ -69,7 +69,7 @@ func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 		cacheFlag("f3", 1, "v1", ""), cacheFlag("f-beta", 1, "v1", "beta"),
 	}
 	segments := []ldstoretypes.KeyedSerializedItemDescriptor{cacheSegment("beta", 1)}
-	require.NoError(t, writer.Init(cacheInitData(flags, segments)))
+	require.NoError(t, writer.Init(testenv.AllData(flags, segments)))
 	keys := []string{"f0", "f1", "f2", "f3", "f-beta"}
 
 	t.Run("CacheSeconds(30): warm flags cost nothing", func(t *testing.T) {
@@ -109,14 +109,6 @@ func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 	})
 }
 
-// cacheInitData is what Init takes: the given flags and segments.
-func cacheInitData(flags, segments []ldstoretypes.KeyedSerializedItemDescriptor) []ldstoretypes.SerializedCollection {
-	return []ldstoretypes.SerializedCollection{
-		{Kind: ldstoreimpl.Features(), Items: flags},
-		{Kind: ldstoreimpl.Segments(), Items: segments},
-	}
-}
-
 // TestDaemonModeOutage runs a daemon-mode client with CacheSeconds(1) through a total DynamoDB
 // outage of at least 5 seconds, with and without StaleIfError, while another process (a writer
 // that does not go through the faults) updates a flag.
@@ -147,7 +139,7 @@ func TestDaemonModeOutage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			table := testenv.NewTable(t)
 			writer, _ := testenv.Build(t, testenv.DataStore(table))
-			require.NoError(t, writer.Init(cacheInitData(
+			require.NoError(t, writer.Init(testenv.AllData(
 				[]ldstoretypes.KeyedSerializedItemDescriptor{
 					cacheFlag("kept", 1, "v1", ""), cacheFlag("updated", 1, "v1", ""),
 					cacheFlag("deleted", 1, "v1", ""), cacheFlag("beta", 1, "v1", "members"),
@@ -257,7 +249,7 @@ func TestStaleIfErrorMasksEachTransientFault(t *testing.T) {
 	}
 	table := testenv.NewTable(t)
 	writer, _ := testenv.Build(t, testenv.DataStore(table))
-	require.NoError(t, writer.Init(cacheInitData(
+	require.NoError(t, writer.Init(testenv.AllData(
 		[]ldstoretypes.KeyedSerializedItemDescriptor{cacheFlag("f", 1, "v1", "")}, nil)))
 	flag := cacheFlag("f", 1, "v1", "").Item
 	const attempts = 2
@@ -305,7 +297,7 @@ func TestStaleIfErrorNeverMasksMissingTable(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
 	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).StaleIfError(time.Hour))
-	require.NoError(t, store.Init(cacheInitData(
+	require.NoError(t, store.Init(testenv.AllData(
 		[]ldstoretypes.KeyedSerializedItemDescriptor{cacheFlag("f", 1, "v1", "")}, nil)))
 	_, err := store.Get(ldstoreimpl.Features(), "f")
 	require.NoError(t, err)

@@ -80,10 +80,7 @@ func perfData(flags, segments, version int) []ldstoretypes.SerializedCollection 
 	for i := range s {
 		s[i] = perfSegment(i, version)
 	}
-	return []ldstoretypes.SerializedCollection{
-		{Kind: ldstoreimpl.Features(), Items: f},
-		{Kind: ldstoreimpl.Segments(), Items: s},
-	}
+	return testenv.AllData(f, s)
 }
 
 // perfWithChanges returns a copy of data in which the first changed items of each kind are rebuilt

@@ -23,8 +23,6 @@ import (
 	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
-	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
-	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	ld "github.com/launchdarkly/go-server-sdk/v7"
 	"github.com/launchdarkly/go-server-sdk/v7/interfaces"
 	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
@@ -94,10 +92,7 @@ func relData(rng *rand.Rand, n int, prefix string) []ldstoretypes.SerializedColl
 		}
 		return items
 	}
-	return []ldstoretypes.SerializedCollection{
-		{Kind: ldstoreimpl.Features(), Items: build(n, "flag")},
-		{Kind: ldstoreimpl.Segments(), Items: build(max(n/10, 1), "segment")},
-	}
+	return testenv.AllData(build(n, "flag"), build(max(n/10, 1), "segment"))
 }
 
 // relRow is what the table holds for one item.
@@ -435,14 +430,6 @@ func TestReliabilityReadsUnderFaults(t *testing.T) {
 	assert.NotZero(t, successes)
 }
 
-// relFlag is a serialized boolean flag that is on and serves true.
-func relFlag(key string, version int) ldstoretypes.KeyedSerializedItemDescriptor {
-	flag := ldbuilders.NewFlagBuilder(key).Version(version).On(true).Variations(ldvalue.Bool(false), ldvalue.Bool(true)).
-		OffVariation(0).FallthroughVariation(1).Build()
-	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
-		Version: version, SerializedItem: ldstoreimpl.Features().Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &flag})}}
-}
-
 // relAwaitStatus waits for the data store status to reach available, failing after a bound that
 // only a hung status poller could exceed.
 func relAwaitStatus(t *testing.T, ch <-chan interfaces.DataStoreStatus, available bool) {
@@ -466,10 +453,7 @@ func relAwaitStatus(t *testing.T, ch <-chan interfaces.DataStoreStatus, availabl
 func TestReliabilityStatusFollowsOutage(t *testing.T) {
 	table := testenv.NewTable(t)
 	writer, _ := testenv.Build(t, testenv.DataStore(table))
-	require.NoError(t, writer.Init([]ldstoretypes.SerializedCollection{
-		{Kind: ldstoreimpl.Features(), Items: []ldstoretypes.KeyedSerializedItemDescriptor{relFlag("f", 1)}},
-		{Kind: ldstoreimpl.Segments()},
-	}))
+	require.NoError(t, writer.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("f", 1, 0)}, nil)))
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	inj := relInjector(t, 5)
 	mockLog := ldlogtest.NewMockLog()
