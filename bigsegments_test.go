@@ -381,10 +381,9 @@ func writeBigSegmentFlag(t *testing.T, table string) {
 	data.UsePreconfiguredFlag(flag)
 	writer, err := ld.MakeCustomClient("writer-sdk-key", ld.Config{
 		DataSource: data,
-		DataStore: ldcomponents.PersistentDataStore(
-			testenv.DataStore(table)),
-		Events:  ldcomponents.NoEvents(),
-		Logging: ldcomponents.NoLogging(),
+		DataStore:  ldcomponents.PersistentDataStore(testenv.DataStore(table)),
+		Events:     ldcomponents.NoEvents(),
+		Logging:    ldcomponents.NoLogging(),
 	}, 10*time.Second)
 	require.NoError(t, err)
 	require.NoError(t, writer.Close())
