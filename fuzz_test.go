@@ -52,7 +52,7 @@ func FuzzDecodeRow(f *testing.F) {
 				row[name] = attr
 			}
 		}
-		gotKey, got, err := decodeRow(row)
+		gotKey, got, err := DecodeRow(row)
 
 		keyOK := keyType%6 == 0
 		wantVersion, versionErr := strconv.Atoi(version)
@@ -81,12 +81,12 @@ func FuzzDecodeRow(f *testing.F) {
 
 		// Whatever the item, the store's own row for it decodes back to it.
 		desc := ldstoretypes.SerializedItemDescriptor{Version: wantVersion, SerializedItem: item}
-		gotKey, got, err = decodeRow(encodeRow(namespace, key, desc))
+		gotKey, got, err = DecodeRow(encodeRow(namespace, key, desc))
 		if err != nil || gotKey != key || got.Version != wantVersion {
 			t.Fatalf("encoded row decodes as key %q version %d, error %v", gotKey, got.Version, err)
 		}
 		checkItem(t, item, false, got)
-		_, got, err = decodeRow(encodeRow(namespace, key, ldstoretypes.SerializedItemDescriptor{Version: wantVersion, Deleted: true}))
+		_, got, err = DecodeRow(encodeRow(namespace, key, ldstoretypes.SerializedItemDescriptor{Version: wantVersion, Deleted: true}))
 		if err != nil || !got.Deleted || got.Version != wantVersion || got.SerializedItem != nil {
 			t.Fatalf("encoded tombstone decodes as %+v, error %v", got, err)
 		}

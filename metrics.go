@@ -147,7 +147,7 @@ func (c meteredClient) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o
 	items, size := 0, 0
 	if err == nil {
 		capacity = capacityOf(out.ConsumedCapacity)
-		items, size = 1, rowSize(in.Item)
+		items, size = 1, RowSize(in.Item)
 	}
 	c.metrics.record("PutItem", err, capacity, items, size)
 	return out, err
@@ -172,7 +172,7 @@ func writtenBy(sent, unprocessed map[string][]types.WriteRequest) (items, size i
 		for _, r := range reqs {
 			items++
 			if r.PutRequest != nil {
-				size += rowSize(r.PutRequest.Item)
+				size += RowSize(r.PutRequest.Item)
 			}
 		}
 	}
@@ -180,7 +180,7 @@ func writtenBy(sent, unprocessed map[string][]types.WriteRequest) (items, size i
 		for _, r := range reqs {
 			items--
 			if r.PutRequest != nil {
-				size -= rowSize(r.PutRequest.Item)
+				size -= RowSize(r.PutRequest.Item)
 			}
 		}
 	}

@@ -52,14 +52,21 @@ func prefixed(prefix, name string) string {
 	return prefix + prefixSeparator + name
 }
 
-// namespaceFor is the partition key of the rows of one data kind.
-func namespaceFor(prefix string, kind ldstoretypes.DataKind) string {
+// Namespace is the partition key under which the store keeps the items of one data kind: the
+// kind's name, after "PREFIX:" when there is a prefix.
+func Namespace(prefix string, kind ldstoretypes.DataKind) string {
 	return prefixed(prefix, kind.GetName())
 }
 
-// initedRowKey is the primary key of the marker row that says the store was initialized.
+// InitedMarker is both the partition key and the sort key of the row that says the store with
+// this prefix was initialized: "$inited", or "PREFIX:$inited".
+func InitedMarker(prefix string) string {
+	return prefixed(prefix, initedKey)
+}
+
+// initedRowKey is the primary key of the marker row.
 func initedRowKey(prefix string) map[string]types.AttributeValue {
-	marker := prefixed(prefix, initedKey)
+	marker := InitedMarker(prefix)
 	return rowKey(marker, marker)
 }
 
@@ -95,10 +102,10 @@ func tombstoneJSON(key string, version int) []byte {
 		Build().JSONString())
 }
 
-// rowSize estimates the size DynamoDB charges for a row: the lengths of the attribute names plus
-// their values (numbers are counted as their decimal string, which is never less than DynamoDB's
-// packed encoding). It is compared with MaxItemBytes.
-func rowSize(row map[string]types.AttributeValue) int {
+// RowSize is the size of a row as the store counts it against MaxItemBytes and in
+// Metrics.BytesWritten: the lengths of the attribute names plus their values (numbers counted as
+// their decimal string, which is never less than DynamoDB's packed encoding).
+func RowSize(row map[string]types.AttributeValue) int {
 	size := 0
 	for name, value := range row {
 		size += len(name)
@@ -128,12 +135,13 @@ func (e *RowError) Error() string {
 	return fmt.Sprintf("row namespace=%q key=%q cannot be decoded: %s", e.Namespace, e.Key, e.Reason)
 }
 
-// decodeRow reads a stored item. The item's serialized form is passed on as it is, for the SDK
-// to parse (and report, if it cannot): the store does not parse JSON on the read path. Every
-// tombstone shape that a LaunchDarkly store writes (an
-// `item` of JSON null, no `item` at all, or a small JSON object with `"deleted":true`) decodes as
-// a deleted item of the row's version, with no serialized form.
-func decodeRow(row map[string]types.AttributeValue) (string, ldstoretypes.SerializedItemDescriptor, error) {
+// DecodeRow reads one row of a flag or segment namespace as the store's Get and GetAll do, so
+// that tools can read a table exactly as the store does. It returns the row's key and the item's
+// version and serialized JSON, passed on unparsed for the SDK to read (and report, if it
+// cannot). Every tombstone shape that a LaunchDarkly store writes (an `item` of JSON null, no
+// `item` at all, or a JSON object whose top-level "deleted" is true) decodes as a deleted item of
+// the row's version, with no serialized form. A row that cannot be decoded gives a *RowError.
+func DecodeRow(row map[string]types.AttributeValue) (key string, item ldstoretypes.SerializedItemDescriptor, err error) {
 	namespace, _ := stringAttr(row, AttrNamespace)
 	key, ok := stringAttr(row, AttrKey)
 	fail := func(format string, args ...any) (string, ldstoretypes.SerializedItemDescriptor, error) {

@@ -49,7 +49,7 @@ func TestDecodeRow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key, got, err := decodeRow(tt.row)
+			key, got, err := DecodeRow(tt.row)
 			if tt.wantErr != "" {
 				var rowErr *RowError
 				require.ErrorAs(t, err, &rowErr)
@@ -66,7 +66,7 @@ func TestDecodeRow(t *testing.T) {
 }
 
 func TestDecodeRowWithoutKey(t *testing.T) {
-	_, _, err := decodeRow(map[string]types.AttributeValue{AttrNamespace: av.S("features"), attrVersion: av.N("1")})
+	_, _, err := DecodeRow(map[string]types.AttributeValue{AttrNamespace: av.S("features"), attrVersion: av.N("1")})
 	require.ErrorContains(t, err, `"key" is missing`)
 }
 
@@ -89,7 +89,7 @@ func TestEncodeRow(t *testing.T) {
 			assert.Equal(t, av.S("k"), r[AttrKey])
 			assert.Equal(t, av.N("3"), r[attrVersion])
 			assert.JSONEq(t, tt.wantItem, r[attrItem].(*types.AttributeValueMemberS).Value)
-			_, back, err := decodeRow(r)
+			_, back, err := DecodeRow(r)
 			require.NoError(t, err)
 			assert.Equal(t, 3, back.Version)
 			assert.Equal(t, tt.item.Deleted, back.Deleted)
@@ -113,5 +113,5 @@ func TestPrefixed(t *testing.T) {
 func TestRowSize(t *testing.T) {
 	r := encodeRow("features", "k", ldstoretypes.SerializedItemDescriptor{Version: 12, SerializedItem: []byte(strings.Repeat("x", 100))})
 	// namespace+features, key+k, version+12, item+100 bytes
-	assert.Equal(t, len("namespace")+len("features")+len("key")+1+len("version")+2+len("item")+100, rowSize(r))
+	assert.Equal(t, len("namespace")+len("features")+len("key")+1+len("version")+2+len("item")+100, RowSize(r))
 }

@@ -89,7 +89,7 @@ func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
 
 	var writes []types.WriteRequest
 	for _, coll := range allData {
-		namespace := namespaceFor(s.prefix, coll.Kind)
+		namespace := Namespace(s.prefix, coll.Kind)
 		stored, err := s.storedRows(ctx, namespace)
 		if err != nil {
 			return s.errorf(err, "init: reading keys of %s", coll.Kind)
@@ -106,7 +106,7 @@ func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
 				continue
 			}
 			row := encodeRow(namespace, item.Key, item.Item)
-			if size := rowSize(row); size > MaxItemBytes {
+			if size := RowSize(row); size > MaxItemBytes {
 				s.loggers.Warnf("table %q: %s %q is %d bytes, over DynamoDB's item limit of %d; not stored (its row, if any, is left as it was)",
 					s.table, coll.Kind, item.Key, size, MaxItemBytes)
 				continue
@@ -258,7 +258,7 @@ func (s *store) put(ctx context.Context, in *dynamodb.PutItemInput) error {
 func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.SerializedItemDescriptor, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
-	namespace := namespaceFor(s.prefix, kind)
+	namespace := Namespace(s.prefix, kind)
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &s.table,
 		Key:            rowKey(namespace, key),
@@ -271,7 +271,7 @@ func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.Serial
 		s.stale.storeItem(kind, key, ldstoretypes.SerializedItemDescriptor{}.NotFound())
 		return ldstoretypes.SerializedItemDescriptor{}.NotFound(), nil
 	}
-	_, item, err := decodeRow(out.Item)
+	_, item, err := DecodeRow(out.Item)
 	if err != nil {
 		return ldstoretypes.SerializedItemDescriptor{}, s.errorf(err, "get %s %q", kind, key)
 	}
@@ -283,8 +283,8 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
 	var items []ldstoretypes.KeyedSerializedItemDescriptor
-	err := s.query(ctx, namespaceFor(s.prefix, kind), s.consistentReads, nil, func(row map[string]types.AttributeValue) error {
-		key, item, err := decodeRow(row)
+	err := s.query(ctx, Namespace(s.prefix, kind), s.consistentReads, nil, func(row map[string]types.AttributeValue) error {
+		key, item, err := DecodeRow(row)
 		if err != nil {
 			return err
 		}
@@ -302,8 +302,8 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor) (bool, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
-	row := encodeRow(namespaceFor(s.prefix, kind), key, item)
-	if size := rowSize(row); size > MaxItemBytes {
+	row := encodeRow(Namespace(s.prefix, kind), key, item)
+	if size := RowSize(row); size > MaxItemBytes {
 		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q: %d bytes is over DynamoDB's item limit of %d",
 			s.table, kind, key, size, MaxItemBytes)
 	}
