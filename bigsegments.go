@@ -3,9 +3,7 @@ package lddynamodb
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -58,36 +56,13 @@ func (b *BigSegmentStoreBuilder) Build(subsystems.ClientContext) (subsystems.Big
 // strongly consistent GetItem (one read unit per 4 KB of the row); the SDK caches memberships
 // (ContextCacheSize, ContextCacheTime) and polls the metadata (StatusPollInterval).
 type bigSegmentStore struct {
-	client    Client
-	callOpts  []func(*dynamodb.Options)
-	transport *http.Transport
-	table     string
-	prefix    string
-	timeout   time.Duration
-
-	// ctx is cancelled by Close, so that no read outlives the store.
-	ctx    context.Context
-	cancel context.CancelFunc
+	tableClient
 }
 
 var _ subsystems.BigSegmentStore = (*bigSegmentStore)(nil)
 
 func newBigSegmentStore(b *BigSegmentStoreBuilder, conn connection) *bigSegmentStore {
-	metrics := b.metrics
-	if metrics == nil {
-		metrics = &Metrics{}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &bigSegmentStore{
-		client:    meteredClient{inner: conn.client, metrics: metrics},
-		callOpts:  b.callOptions(),
-		transport: conn.transport,
-		table:     b.table,
-		prefix:    b.prefix,
-		timeout:   b.timeout,
-		ctx:       ctx,
-		cancel:    cancel,
-	}
+	return &bigSegmentStore{tableClient: newTableClient(&b.clientOptions, conn)}
 }
 
 // GetMetadata reads when the Relay Proxy last synchronized the big segments. A missing row, or
@@ -137,7 +112,7 @@ func (s *bigSegmentStore) GetMembership(contextHash string) (subsystems.BigSegme
 // getRow reads the named attributes of one row with a consistent read, so that the SDK sees
 // Relay's latest write. A missing row reads as an empty one.
 func (s *bigSegmentStore) getRow(namespace, key string, attrs ...string) (map[string]types.AttributeValue, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	ctx, cancel := s.operation()
 	defer cancel()
 	var proj expression.ProjectionBuilder
 	for _, attr := range attrs {
@@ -180,14 +155,4 @@ func (s *bigSegmentStore) errorf(err error, namespace, key string) error {
 // rowError reports a row that Relay would not have written; the RowError names the row.
 func (s *bigSegmentStore) rowError(namespace, key, format string, args ...any) error {
 	return fmt.Errorf("lddynamodb: table %q: %w", s.table, &RowError{Namespace: namespace, Key: key, Reason: fmt.Sprintf(format, args...)})
-}
-
-// Close stops any read in progress and releases the connections of a client that Build made. A
-// client given with DynamoClient is left open for its owner.
-func (s *bigSegmentStore) Close() error {
-	s.cancel()
-	if s.transport != nil {
-		s.transport.CloseIdleConnections()
-	}
-	return nil
 }

@@ -30,22 +30,12 @@ const maxRetryBackoff = 5 * time.Second
 //   - Get: one GetItem. GetAll: p Query pages. Upsert: one conditional PutItem.
 //   - IsInitialized and IsStoreAvailable: one GetItem of the marker.
 type store struct {
-	client           Client
-	callOpts         []func(*dynamodb.Options)
-	transport        *http.Transport
-	table            string
-	prefix           string
+	tableClient
 	consistentReads  bool
 	batchConcurrency int
 	initTimeout      time.Duration
-	timeout          time.Duration
-	metrics          *Metrics
 	stale            *staleCache
 	loggers          ldlog.Loggers
-
-	// ctx is cancelled by Close, so that no operation outlives the store.
-	ctx    context.Context
-	cancel context.CancelFunc
 
 	// beforeUpsertWrite, if set by a test, runs in Upsert just before the write.
 	beforeUpsertWrite func()
@@ -54,28 +44,67 @@ type store struct {
 var _ subsystems.PersistentDataStore = (*store)(nil)
 
 func newStore(b *DataStoreBuilder, conn connection, loggers ldlog.Loggers) *store {
-	metrics := b.metrics
+	tc := newTableClient(&b.clientOptions, conn)
+	loggers.SetPrefix("DynamoDBDataStore:")
+	return &store{
+		tableClient:      tc,
+		consistentReads:  b.consistentReads,
+		batchConcurrency: b.batchConcurrency,
+		initTimeout:      b.initTimeout,
+		stale:            newStaleCache(b.staleMaxAge, loggers, tc.metrics),
+		loggers:          loggers,
+	}
+}
+
+// tableClient is what both stores hold: a metered client for one table and prefix, the options
+// passed on every call, and the bound and cancellation of each operation.
+type tableClient struct {
+	client    Client
+	callOpts  []func(*dynamodb.Options)
+	transport *http.Transport // owned by the store, or nil
+	table     string
+	prefix    string
+	timeout   time.Duration
+	metrics   *Metrics
+
+	// ctx is cancelled by Close, so that no operation outlives the store.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newTableClient(o *clientOptions, conn connection) tableClient {
+	metrics := o.metrics
 	if metrics == nil {
 		metrics = &Metrics{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	loggers.SetPrefix("DynamoDBDataStore:")
-	return &store{
-		client:           meteredClient{inner: conn.client, metrics: metrics},
-		callOpts:         b.callOptions(),
-		transport:        conn.transport,
-		table:            b.table,
-		prefix:           b.prefix,
-		consistentReads:  b.consistentReads,
-		batchConcurrency: b.batchConcurrency,
-		initTimeout:      b.initTimeout,
-		timeout:          b.timeout,
-		metrics:          metrics,
-		stale:            newStaleCache(b.staleMaxAge, loggers, metrics),
-		loggers:          loggers,
-		ctx:              ctx,
-		cancel:           cancel,
+	return tableClient{
+		client:    meteredClient{inner: conn.client, metrics: metrics},
+		callOpts:  o.callOptions(),
+		transport: conn.transport,
+		table:     o.table,
+		prefix:    o.prefix,
+		timeout:   o.timeout,
+		metrics:   metrics,
+		ctx:       ctx,
+		cancel:    cancel,
 	}
+}
+
+// operation is the context of one operation other than Init: bounded by OperationTimeout, and
+// ended by Close.
+func (c *tableClient) operation() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, c.timeout)
+}
+
+// Close stops every operation in progress and releases the connections of a client that Build
+// made. A client given with DynamoClient is left open for its owner.
+func (c *tableClient) Close() error {
+	c.cancel()
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
+	return nil
 }
 
 // errorf wraps a failure with the table, and the operation and what it was about.
@@ -256,7 +285,7 @@ func (s *store) put(ctx context.Context, in *dynamodb.PutItemInput) error {
 }
 
 func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.SerializedItemDescriptor, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	ctx, cancel := s.operation()
 	defer cancel()
 	namespace := Namespace(s.prefix, kind)
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
@@ -280,7 +309,7 @@ func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.Serial
 }
 
 func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializedItemDescriptor, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	ctx, cancel := s.operation()
 	defer cancel()
 	var items []ldstoretypes.KeyedSerializedItemDescriptor
 	err := s.query(ctx, Namespace(s.prefix, kind), s.consistentReads, nil, func(row map[string]types.AttributeValue) error {
@@ -300,7 +329,7 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 }
 
 func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor) (bool, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	ctx, cancel := s.operation()
 	defer cancel()
 	row := encodeRow(Namespace(s.prefix, kind), key, item)
 	if size := RowSize(row); size > MaxItemBytes {
@@ -357,7 +386,7 @@ func (s *store) IsStoreAvailable() bool {
 }
 
 func (s *store) getMarker(consistent bool) (bool, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	ctx, cancel := s.operation()
 	defer cancel()
 	proj := expression.NamesList(expression.Name(AttrKey))
 	expr, err := expression.NewBuilder().WithProjection(proj).Build()
@@ -375,14 +404,4 @@ func (s *store) getMarker(consistent bool) (bool, error) {
 		return false, s.errorf(err, "get %s", strconv.Quote(prefixed(s.prefix, initedKey)))
 	}
 	return out.Item != nil, nil
-}
-
-// Close stops every operation in progress and releases the connections of a client that Build
-// made. A client given with DynamoClient is left open for its owner.
-func (s *store) Close() error {
-	s.cancel()
-	if s.transport != nil {
-		s.transport.CloseIdleConnections()
-	}
-	return nil
 }
