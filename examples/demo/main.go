@@ -73,15 +73,9 @@ func run() error {
 
 	// The reader is what a Lambda handler runs: daemon mode, flags only from DynamoDB.
 	readerMetrics := &lddynamodb.Metrics{}
-	reader, err := ld.MakeCustomClient("demo-sdk-key", ld.Config{
-		DataSource: ldcomponents.ExternalUpdatesOnly(),
-		DataStore: ldcomponents.PersistentDataStore(
-			lddynamodb.DataStore(table).ClientConfig(awsConfig, endpoint).Prefix("demo").Metrics(readerMetrics)).CacheSeconds(30),
-		Events:  ldcomponents.NoEvents(),
-		Logging: ldcomponents.NoLogging(),
-	}, 5*time.Second)
+	reader, err := daemonClient(lddynamodb.DataStore(table).ClientConfig(awsConfig, endpoint).Prefix("demo").Metrics(readerMetrics))
 	if err != nil {
-		return fmt.Errorf("reader client: %w", err)
+		return err
 	}
 	defer reader.Close()
 
@@ -98,17 +92,28 @@ func run() error {
 		readerMetrics.Snapshot().TotalCalls(), readerMetrics.Snapshot().Calls)
 
 	flags.Update(flags.Flag("banner-text").ValueForAll(ldvalue.String("Updated while the reader runs")))
-	fresh, err := ld.MakeCustomClient("demo-sdk-key", ld.Config{
-		DataSource: ldcomponents.ExternalUpdatesOnly(),
-		DataStore:  ldcomponents.PersistentDataStore(lddynamodb.DataStore(table).ClientConfig(awsConfig, endpoint).Prefix("demo")),
-		Events:     ldcomponents.NoEvents(),
-		Logging:    ldcomponents.NoLogging(),
-	}, 5*time.Second)
+	// The reader's cache holds flags for 30 s; a new daemon client reads the update at once.
+	fresh, err := daemonClient(lddynamodb.DataStore(table).ClientConfig(awsConfig, endpoint).Prefix("demo"))
 	if err != nil {
-		return fmt.Errorf("second reader: %w", err)
+		return err
 	}
 	defer fresh.Close()
 	banner, _ := fresh.StringVariation("banner-text", ldcontext.New("bob"), "(default)")
 	fmt.Printf("after an update by the writer, a new daemon client reads banner-text=%q\n", banner)
 	return nil
+}
+
+// daemonClient is an SDK client in daemon mode: it reads flags from the store only, caching them
+// for 30 seconds.
+func daemonClient(store *lddynamodb.DataStoreBuilder) (*ld.LDClient, error) {
+	client, err := ld.MakeCustomClient("demo-sdk-key", ld.Config{
+		DataSource: ldcomponents.ExternalUpdatesOnly(),
+		DataStore:  ldcomponents.PersistentDataStore(store).CacheSeconds(30),
+		Events:     ldcomponents.NoEvents(),
+		Logging:    ldcomponents.NoLogging(),
+	}, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("daemon-mode client: %w", err)
+	}
+	return client, nil
 }
