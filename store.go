@@ -25,7 +25,7 @@ const maxRetryBackoff = 5 * time.Second
 // store is the DynamoDB PersistentDataStore.
 //
 // DynamoDB calls per operation (n items, p = Query pages of 1 MB):
-//   - Init: one Query per kind (p pages) for the stored keys and versions, ceil(w/25)
+//   - Init: one Query per kind (p pages) for the stored keys, versions and items, ceil(w/25)
 //     BatchWriteItem for the w rows that changed or disappeared, one PutItem for the marker.
 //   - Get: one GetItem. GetAll: p Query pages. Upsert: one conditional PutItem.
 //   - IsInitialized and IsStoreAvailable: one GetItem of the marker.
