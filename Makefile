@@ -8,8 +8,10 @@ TEST_TIMEOUT ?= 20m
 FUZZ_TIME ?= 20s
 BENCH ?= .
 BENCH_COUNT ?= 1
+# Where `make dynamodb` listens.
+DYNAMODB_PORT ?= 8000
 
-.PHONY: deps test bench demo fuzz
+.PHONY: deps test bench demo fuzz dynamodb
 
 deps: $(DYNALITE)
 	$(GO) mod download
@@ -23,6 +25,7 @@ test: deps
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) build ./...
+	@echo "Running go test -race ./... (about 3 minutes on 2 cores; it prints nothing until each package is done)"
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 fuzz: deps
@@ -33,3 +36,8 @@ bench: deps
 
 demo: deps
 	$(GO) run ./examples/demo
+
+# A local DynamoDB (the same pinned dynalite as the tests, in memory) on 127.0.0.1:$(DYNAMODB_PORT),
+# in the foreground until Ctrl-C; for the quick start and for trying the examples.
+dynamodb: deps
+	node $(DYNALITE_DIR)/launch.js --port $(DYNAMODB_PORT)
