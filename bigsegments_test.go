@@ -83,11 +83,11 @@ func clearBigSegments(table, prefix string) error {
 
 // TestBigSegmentStoreConformance runs the SDK's big segment store suite, writing rows in the
 // layout that Relay writes. The suite always asks for the default prefix, so it runs once as it
-// is and once with every store and row under a prefix.
+// is and once with every store and row under a prefix, each in a table of its own.
 func TestBigSegmentStoreConformance(t *testing.T) {
-	table := testenv.NewTable(t)
 	for _, prefix := range []string{"", "suite-env"} {
 		t.Run("prefix="+prefix, func(t *testing.T) {
+			table := testenv.NewTable(t)
 			storetest.NewBigSegmentStoreTestSuite(
 				func(string) subsystems.ComponentConfigurer[subsystems.BigSegmentStore] {
 					return testenv.BigSegmentStore(table).Prefix(prefix)
@@ -167,9 +167,9 @@ func TestBigSegmentStoreReadsRelayRows(t *testing.T) {
 }
 
 // TestBigSegmentStoreRejectsUndecodableRows checks that a row no LaunchDarkly writer makes is an
-// error that names the table and the row, rather than an empty answer.
+// error that names the table and the row, rather than an empty answer. Each row is alone in a
+// table of its own: the metadata cases all write the same row.
 func TestBigSegmentStoreRejectsUndecodableRows(t *testing.T) {
-	table := testenv.NewTable(t)
 	const prefix = "bad"
 	metaKey := withPrefix(prefix, "big_segments_metadata")
 	metadata := func(synced types.AttributeValue) map[string]types.AttributeValue {
@@ -191,9 +191,10 @@ func TestBigSegmentStoreRejectsUndecodableRows(t *testing.T) {
 		{"included as a string", members("included", av.S("big-seg.g1")), `"included" is not a string set`},
 		{"excluded as a list", members("excluded", &types.AttributeValueMemberL{Value: []types.AttributeValue{av.S("big-seg.g1")}}), `"excluded" is not a string set`},
 	}
-	store, _ := testenv.Build(t, testenv.BigSegmentStore(table).Prefix(prefix))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			table := testenv.NewTable(t)
+			store, _ := testenv.Build(t, testenv.BigSegmentStore(table).Prefix(prefix))
 			testenv.PutRows(t, table, []map[string]types.AttributeValue{tc.row})
 			var err error
 			if tc.row["namespace"].(*types.AttributeValueMemberS).Value == metaKey {

@@ -41,7 +41,7 @@ func buildNoAWSEnvironment(t *testing.T) {
 // TestBuildErrorsSayWhatToFix gives Build configurations that cannot work: each fails at Build
 // with an error that names the table and says what to set.
 func TestBuildErrorsSayWhatToFix(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer testenv.NoGoroutinesLeft(t, goleak.IgnoreCurrent())
 	tests := []struct {
 		name    string
 		env     func(t *testing.T)
@@ -107,7 +107,8 @@ func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
 	})
 	require.NoError(t, err)
 	closed := testenv.ClosedEndpoint(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	missing := testenv.TableName(t) // unique, and never created, whatever the endpoint holds
+	defer testenv.NoGoroutinesLeft(t, goleak.IgnoreCurrent())
 	tests := []struct {
 		name    string
 		env     func(t *testing.T)
@@ -127,7 +128,7 @@ func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
 		}, "my-table", func() *lddynamodb.DataStoreBuilder {
 			return lddynamodb.DataStore("my-table").ClientOptions(testenv.WithEndpoint)
 		}, "credentials"},
-		{"missing table", nil, "my-table", func() *lddynamodb.DataStoreBuilder { return testenv.DataStore("my-table") }, "ResourceNotFoundException"},
+		{"missing table", nil, missing, func() *lddynamodb.DataStoreBuilder { return testenv.DataStore(missing) }, "ResourceNotFoundException"},
 		{"table with other keys", nil, wrongKeys, func() *lddynamodb.DataStoreBuilder { return testenv.DataStore(wrongKeys) }, "ValidationException"},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,7 @@ import (
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
@@ -60,19 +61,25 @@ func cacheEval(client *ld.LDClient, key string) string {
 	return value
 }
 
-func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
-	table := testenv.NewTable(t)
-	writer, _ := testenv.Build(t, testenv.DataStore(table))
-	want := map[string]string{"f0": "v1", "f1": "v1", "f2": "v1", "f3": "v1", "f-beta": "beta"}
+// cacheWarmTable is a table holding four flags that serve "v1" and one that serves "beta" to the
+// members of a segment; want is what each evaluates to for cacheUser.
+func cacheWarmTable(t *testing.T) (table string, writer subsystems.PersistentDataStore, want map[string]string) {
+	table = testenv.NewTable(t)
+	writer, _ = testenv.Build(t, testenv.DataStore(table))
 	flags := []ldstoretypes.KeyedSerializedItemDescriptor{
 		cacheFlag("f0", 1, "v1", ""), cacheFlag("f1", 1, "v1", ""), cacheFlag("f2", 1, "v1", ""),
 		cacheFlag("f3", 1, "v1", ""), cacheFlag("f-beta", 1, "v1", "beta"),
 	}
 	segments := []ldstoretypes.KeyedSerializedItemDescriptor{cacheSegment("beta", 1)}
 	require.NoError(t, writer.Init(testenv.AllData(flags, segments)))
-	keys := []string{"f0", "f1", "f2", "f3", "f-beta"}
+	return table, writer, map[string]string{"f0": "v1", "f1": "v1", "f2": "v1", "f3": "v1", "f-beta": "beta"}
+}
 
+// Each part has a table of its own, so that neither depends on what the other did.
+func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 	t.Run("CacheSeconds(30): warm flags cost nothing", func(t *testing.T) {
+		table, _, want := cacheWarmTable(t)
+		keys := []string{"f0", "f1", "f2", "f3", "f-beta"}
 		metrics := &lddynamodb.Metrics{}
 		client, _ := testenv.DaemonClient(t, testenv.DataStore(table).Metrics(metrics), 30)
 		metrics.Reset()
@@ -98,13 +105,14 @@ func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 	// The SDK's cache has no clock that a test can move, so this part uses a 1-second TTL rather
 	// than waiting 30 seconds: the rule (an entry is read again once its TTL is over) is the same.
 	t.Run("CacheSeconds(1): an update is seen after the TTL", func(t *testing.T) {
+		table, writer, _ := cacheWarmTable(t)
 		metrics := &lddynamodb.Metrics{}
 		client, _ := testenv.DaemonClient(t, testenv.DataStore(table).Metrics(metrics), 1)
 		require.Equal(t, "v1", cacheEval(client, "f0"))
 
 		_, err := writer.Upsert(ldstoreimpl.Features(), "f0", cacheFlag("f0", 2, "v2", "").Item)
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return cacheEval(client, "f0") == "v2" }, 30*time.Second, 20*time.Millisecond)
+		require.Eventually(t, func() bool { return cacheEval(client, "f0") == "v2" }, 2*time.Minute, 20*time.Millisecond)
 		assert.Positive(t, metrics.Snapshot().Calls["GetItem"])
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -446,33 +447,91 @@ func TestStaleCacheWarnsOncePerOutage(t *testing.T) {
 	assert.Len(t, c.log.GetOutput(ldlog.Warn), 3, "one more warning for the third outage")
 }
 
+// TestStaleCacheConcurrentUse has goroutines write and read the same keys at once and checks
+// every answer each of them gets: an item is one that was written for that key (never another
+// key's, never torn), a key that the goroutine itself stored earlier is always answered (entries
+// are replaced, never dropped), and GetAll is always answered once the goroutine has stored a
+// complete set. Run with -race.
 func TestStaleCacheConcurrentUse(t *testing.T) {
 	c := newStaleCache(staleTestMaxAge, ldlog.NewDisabledLoggers(), &Metrics{})
 	failure := maskedErrors[0].err
 	keys := []string{"a", "b", "c", "d"}
+	const workers, rounds = 8, 200
+	// Every item written names its key and version, so that each answer can be checked alone.
+	itemOf := func(key string, version int) ldstoretypes.SerializedItemDescriptor {
+		return scItem(version, fmt.Sprintf("%s@%d", key, version))
+	}
+	checkItem := func(key string, got ldstoretypes.SerializedItemDescriptor) error {
+		if assert.ObjectsAreEqual(scAbsent, got) {
+			return nil
+		}
+		if want := itemOf(key, got.Version); got.Version < 0 || got.Version >= workers*rounds || !assert.ObjectsAreEqual(want, got) {
+			return fmt.Errorf("%s answered with %+v (%q), which no one wrote", key, got, got.SerializedItem)
+		}
+		return nil
+	}
+	var answered, answeredAll atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 200; i++ {
-				key := keys[i%len(keys)]
+			stored := map[string]bool{} // keys this goroutine has stored
+			complete := false           // this goroutine has stored a complete set
+			for i := 0; i < rounds; i++ {
+				// Four rounds in a row on one key: each worker writes and reads every key both ways.
+				key := keys[(w+i/4)%len(keys)]
+				version := w*rounds + i // unique to this write
 				switch (w + i) % 4 {
 				case 0:
-					c.storeItem(scFeatures, key, scItem(i, "x"))
+					c.storeItem(scFeatures, key, itemOf(key, version))
+					stored[key] = true
 				case 1:
-					c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed(key, scItem(i, "x"))})
+					c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed(key, itemOf(key, version))})
+					stored[key], complete = true, true
 				case 2:
-					_, _ = c.item(scFeatures, key, failure)
+					got, err := c.item(scFeatures, key, failure)
+					switch {
+					case err != nil && err != failure:
+						t.Errorf("worker %d: Get %s: unexpected error %v", w, key, err)
+					case err != nil && stored[key]:
+						t.Errorf("worker %d: Get %s: not answered although this worker stored it", w, key)
+					case err == nil:
+						answered.Add(1)
+						if err := checkItem(key, got); err != nil {
+							t.Errorf("worker %d: Get: %v", w, err)
+						}
+					}
 				case 3:
-					_, _ = c.all(scFeatures, failure)
+					all, err := c.all(scFeatures, failure)
+					switch {
+					case err != nil && err != failure:
+						t.Errorf("worker %d: GetAll: unexpected error %v", w, err)
+					case err != nil && complete:
+						t.Errorf("worker %d: GetAll not answered although this worker stored a complete set", w)
+					case err == nil:
+						answeredAll.Add(1)
+						seen := map[string]bool{}
+						for _, it := range all {
+							if seen[it.Key] || it.Item.Version < 0 {
+								t.Errorf("worker %d: GetAll answered %s twice or as absent: %+v", w, it.Key, all)
+							}
+							seen[it.Key] = true
+							if err := checkItem(it.Key, it.Item); err != nil {
+								t.Errorf("worker %d: GetAll: %v", w, err)
+							}
+						}
+					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	c.storeItem(scFeatures, "a", scItem(1000, "last"))
+	assert.Positive(t, answered.Load(), "Gets answered from the cache")
+	assert.Positive(t, answeredAll.Load(), "GetAlls answered from the cache")
+	last := itemOf("a", workers*rounds) // newer than every write above
+	c.storeItem(scFeatures, "a", last)
 	got, err := c.item(scFeatures, "a", failure)
 	require.NoError(t, err)
-	assert.Equal(t, scItem(1000, "last"), got)
+	assert.Equal(t, last, got)
 }

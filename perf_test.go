@@ -14,6 +14,7 @@ import (
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
@@ -265,25 +266,20 @@ func TestColdInitCallCountMatchesFormula(t *testing.T) {
 }
 
 // TestOperationCallCounts checks the single-call operations and what they add to the counts.
+// Each case starts from a table of its own holding 40 flags at version 5.
 func TestOperationCallCounts(t *testing.T) {
-	table := testenv.NewTable(t)
-	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
-	data := perfData(40, 0, 5)
-	require.NoError(t, store.Init(data))
 	features := ldstoreimpl.Features()
-	newer := perfFlag(0, 6)
-
+	newer, stored := perfFlag(0, 6), perfFlag(1, 5)
 	cases := []struct {
 		name         string
-		op           func(t *testing.T)
+		op           func(t *testing.T, store subsystems.PersistentDataStore)
 		calls        map[string]int64
 		itemsWritten int64
 		bytesWritten int64
 	}{
 		{
 			name: "Upsert of a newer version",
-			op: func(t *testing.T) {
+			op: func(t *testing.T, store subsystems.PersistentDataStore) {
 				updated, err := store.Upsert(features, newer.Key, newer.Item)
 				require.NoError(t, err)
 				assert.True(t, updated)
@@ -294,7 +290,7 @@ func TestOperationCallCounts(t *testing.T) {
 		},
 		{
 			name: "Upsert of a stale version",
-			op: func(t *testing.T) {
+			op: func(t *testing.T, store subsystems.PersistentDataStore) {
 				stale := perfFlag(1, 4)
 				updated, err := store.Upsert(features, stale.Key, stale.Item)
 				require.NoError(t, err)
@@ -304,16 +300,16 @@ func TestOperationCallCounts(t *testing.T) {
 		},
 		{
 			name: "Get",
-			op: func(t *testing.T) {
-				item, err := store.Get(features, newer.Key)
+			op: func(t *testing.T, store subsystems.PersistentDataStore) {
+				item, err := store.Get(features, stored.Key)
 				require.NoError(t, err)
-				assert.Equal(t, newer.Item, item)
+				assert.Equal(t, stored.Item, item)
 			},
 			calls: map[string]int64{"GetItem": 1},
 		},
 		{
 			name: "GetAll",
-			op: func(t *testing.T) {
+			op: func(t *testing.T, store subsystems.PersistentDataStore) {
 				items, err := store.GetAll(features)
 				require.NoError(t, err)
 				assert.Len(t, items, 40)
@@ -322,14 +318,22 @@ func TestOperationCallCounts(t *testing.T) {
 		},
 		{
 			name:  "IsInitialized",
-			op:    func(t *testing.T) { assert.True(t, store.IsInitialized()) },
+			op:    func(t *testing.T, store subsystems.PersistentDataStore) { assert.True(t, store.IsInitialized()) },
+			calls: map[string]int64{"GetItem": 1},
+		},
+		{
+			name:  "IsStoreAvailable",
+			op:    func(t *testing.T, store subsystems.PersistentDataStore) { assert.True(t, store.IsStoreAvailable()) },
 			calls: map[string]int64{"GetItem": 1},
 		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			metrics := &lddynamodb.Metrics{}
+			store, _ := testenv.Build(t, testenv.DataStore(testenv.NewTable(t)).Metrics(metrics))
+			require.NoError(t, store.Init(perfData(40, 0, 5)))
 			metrics.Reset()
-			c.op(t)
+			c.op(t, store)
 			got := metrics.Snapshot()
 			assert.Equal(t, c.calls, perfCalls(got))
 			assert.Equal(t, c.itemsWritten, got.ItemsWritten)
@@ -524,12 +528,11 @@ func (c *perfRecordingClient) GetItem(ctx context.Context, in *dynamodb.GetItemI
 // eventually consistent one could miss a row written a moment ago (which Init would then leave
 // behind) or still show one just deleted at the new version (which Init would then skip).
 func TestEventuallyConsistentReads(t *testing.T) {
-	table := testenv.NewTable(t)
-	client := &perfRecordingClient{Client: testenv.Client(), consistent: map[string][]bool{}}
 	features := ldstoreimpl.Features()
 	for _, consistent := range []bool{true, false} {
 		t.Run(fmt.Sprintf("ConsistentReads(%v)", consistent), func(t *testing.T) {
-			store, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(client).ConsistentReads(consistent))
+			client := &perfRecordingClient{Client: testenv.Client(), consistent: map[string][]bool{}}
+			store, _ := testenv.Build(t, lddynamodb.DataStore(testenv.NewTable(t)).DynamoClient(client).ConsistentReads(consistent))
 			require.NoError(t, store.Init(perfData(3, 2, 1)))
 			assert.Equal(t, map[string][]bool{"Query": {true, true}}, client.take(), "Init")
 
@@ -540,6 +543,10 @@ func TestEventuallyConsistentReads(t *testing.T) {
 			assert.True(t, store.IsInitialized())
 			assert.Equal(t, map[string][]bool{"GetItem": {consistent, consistent}, "Query": {consistent}},
 				client.take(), "Get, GetAll, IsInitialized")
+
+			// The availability probe is the cheapest read there is, whatever ConsistentReads says.
+			assert.True(t, store.IsStoreAvailable())
+			assert.Equal(t, map[string][]bool{"GetItem": {false}}, client.take(), "IsStoreAvailable")
 		})
 	}
 }

@@ -454,7 +454,7 @@ func TestReliabilityStatusFollowsOutage(t *testing.T) {
 	table := testenv.NewTable(t)
 	writer, _ := testenv.Build(t, testenv.DataStore(table))
 	require.NoError(t, writer.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("f", 1, 0)}, nil)))
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer testenv.NoGoroutinesLeft(t, goleak.IgnoreCurrent())
 	inj := relInjector(t, 5)
 	mockLog := ldlogtest.NewMockLog()
 	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
@@ -492,12 +492,12 @@ func TestReliabilityStatusFollowsOutage(t *testing.T) {
 // TestReliabilityNoGoroutineLeftAfterClose uses a store for every operation, through faults and
 // without, and checks that Close leaves no goroutine behind.
 func TestReliabilityNoGoroutineLeftAfterClose(t *testing.T) {
-	table := testenv.NewTable(t)
 	for _, tc := range []struct {
 		name   string
 		faulty bool
 	}{{"own transport", false}, {"through faults", true}} {
 		t.Run(tc.name, func(t *testing.T) {
+			table := testenv.NewTable(t)
 			opts := goleak.IgnoreCurrent()
 			b := testenv.DataStore(table)
 			var inj *faults.Injector
@@ -517,13 +517,13 @@ func TestReliabilityNoGoroutineLeftAfterClose(t *testing.T) {
 			assert.NoError(t, err)
 			_, err = store.Upsert(ldstoreimpl.Features(), "flag-00001", ldstoretypes.SerializedItemDescriptor{Version: 5000})
 			assert.NoError(t, err)
-			store.IsInitialized()
-			store.IsStoreAvailable()
+			assert.True(t, store.IsInitialized(), "IsInitialized")
+			assert.True(t, store.IsStoreAvailable(), "IsStoreAvailable")
 			require.NoError(t, store.Close())
 			if inj != nil {
 				inj.CloseIdleConnections()
 			}
-			goleak.VerifyNone(t, opts)
+			testenv.NoGoroutinesLeft(t, opts)
 		})
 	}
 }
@@ -544,7 +544,7 @@ func TestReliabilityNoSecretsInLogsOrErrors(t *testing.T) {
 		store, err := lddynamodb.DataStore(table).ClientConfig(cfg, testenv.WithEndpoint, inj.ClientOption(), relNoRetries).
 			InitTimeout(time.Second).Build(testenv.ContextWithLoggers(mockLog.Loggers))
 		require.NoError(t, err)
-		texts = append(texts, relErrorsOfEveryOperation(store)...)
+		texts = append(texts, relErrorsOfEveryOperation(t, fmt.Sprintf("%+v", fault), store)...)
 		store.Close()
 	}
 	closed, err := lddynamodb.DataStore(table).ClientConfig(cfg, func(o *dynamodb.Options) {
@@ -552,7 +552,7 @@ func TestReliabilityNoSecretsInLogsOrErrors(t *testing.T) {
 		o.RetryMaxAttempts = 1
 	}).Build(testenv.ContextWithLoggers(mockLog.Loggers))
 	require.NoError(t, err)
-	texts = append(texts, relErrorsOfEveryOperation(closed)...)
+	texts = append(texts, relErrorsOfEveryOperation(t, "closed port", closed)...)
 	closed.Close()
 	for _, line := range mockLog.GetAllOutput() {
 		texts = append(texts, line.Message)
@@ -564,24 +564,24 @@ func TestReliabilityNoSecretsInLogsOrErrors(t *testing.T) {
 	}
 }
 
-// relErrorsOfEveryOperation runs every store operation and returns their error messages; each
-// is expected to fail.
-func relErrorsOfEveryOperation(store subsystems.PersistentDataStore) []string {
+// relErrorsOfEveryOperation runs every store operation on a store that cannot reach DynamoDB
+// (how is named in the failures), checks that each one fails, and returns their error messages.
+func relErrorsOfEveryOperation(t *testing.T, how string, store subsystems.PersistentDataStore) []string {
+	t.Helper()
+	errs := map[string]error{}
+	errs["Init"] = store.Init(relData(rand.New(rand.NewSource(1)), 30, ""))
+	_, errs["Get"] = store.Get(ldstoreimpl.Features(), "flag-00001")
+	_, errs["GetAll"] = store.GetAll(ldstoreimpl.Features())
+	_, errs["Upsert"] = store.Upsert(ldstoreimpl.Features(), "flag-00001", ldstoretypes.SerializedItemDescriptor{Version: 1, SerializedItem: []byte(`{}`)})
+	assert.False(t, store.IsInitialized(), "%s: IsInitialized", how)
+	assert.False(t, store.IsStoreAvailable(), "%s: IsStoreAvailable", how)
 	var texts []string
-	add := func(err error) {
-		if err != nil {
-			texts = append(texts, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err))
+	for op, err := range errs {
+		if !assert.Error(t, err, "%s: %s", how, op) {
+			continue
 		}
+		texts = append(texts, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err))
 	}
-	add(store.Init(relData(rand.New(rand.NewSource(1)), 30, "")))
-	_, err := store.Get(ldstoreimpl.Features(), "flag-00001")
-	add(err)
-	_, err = store.GetAll(ldstoreimpl.Features())
-	add(err)
-	_, err = store.Upsert(ldstoreimpl.Features(), "flag-00001", ldstoretypes.SerializedItemDescriptor{Version: 1, SerializedItem: []byte(`{}`)})
-	add(err)
-	store.IsInitialized()
-	store.IsStoreAvailable()
 	return texts
 }
 
@@ -704,8 +704,8 @@ func TestReliabilityOnlyDocumentedActions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = store.Upsert(ldstoreimpl.Features(), "flag-00001", ldstoretypes.SerializedItemDescriptor{Version: 5000})
 	require.NoError(t, err)
-	store.IsInitialized()
-	store.IsStoreAvailable()
+	assert.True(t, store.IsInitialized())
+	assert.True(t, store.IsStoreAvailable())
 	ops := inj.CountByOp()
 	var names []string
 	for op := range ops {

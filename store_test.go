@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/faults"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
 
@@ -262,24 +263,38 @@ func TestDescribeConfigurationNamesDynamoDB(t *testing.T) {
 }
 
 // The file data source keeps a flag's version when the file changes, so Init must compare the
-// JSON as well as the version before it skips a row.
+// JSON as well as the version before it skips a row. Whether the identical row was sent again is
+// read from the calls on the wire as well as from Metrics, so that a broken counter cannot hide
+// a rewrite (which would leave the table looking the same).
 func TestInitRewritesChangedItemOfSameVersion(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
+	wire := faults.New(1, nil) // no faults: it only records the calls
+	t.Cleanup(wire.CloseIdleConnections)
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(wire.ClientOption()))
 	before := testenv.Flag("from-file", 0, 0)
 	after := testenv.Flag("from-file", 0, 10) // same version, another variation
 	require.NotEqual(t, before.Item.SerializedItem, after.Item.SerializedItem)
+	itemInTable := func() string {
+		rows := testenv.Rows(t, table, "features")
+		require.Len(t, rows, 1)
+		return rows[0]["item"].(*types.AttributeValueMemberS).Value
+	}
 
 	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{before}, nil)))
 	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{after}, nil)))
+	assert.Equal(t, string(after.Item.SerializedItem), itemInTable())
 	item, err := store.Get(features, "from-file")
 	require.NoError(t, err)
 	assert.Equal(t, string(after.Item.SerializedItem), string(item.SerializedItem))
 
+	sent := wire.CountByOp()["BatchWriteItem"]
+	require.Equal(t, 2, sent, "each Init that changed the item sent one batch")
 	metrics.Reset()
 	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{after}, nil)))
-	assert.Zero(t, metrics.Snapshot().Calls["BatchWriteItem"], "an identical item is not rewritten")
+	assert.Equal(t, sent, wire.CountByOp()["BatchWriteItem"], "an identical item is not rewritten: BatchWriteItem calls on the wire")
+	assert.Zero(t, metrics.Snapshot().Calls["BatchWriteItem"], "an identical item is not rewritten: Metrics")
+	assert.Equal(t, string(after.Item.SerializedItem), itemInTable())
 }
 
 func TestBuildWithoutClientContext(t *testing.T) {

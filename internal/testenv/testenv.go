@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"go.uber.org/goleak"
 
 	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/dynalite"
@@ -138,4 +139,24 @@ func ClosedEndpoint(t testing.TB) string {
 	addr := l.Addr().String()
 	l.Close()
 	return "http://" + addr
+}
+
+// NoGoroutinesLeft fails the test if goroutines other than those that opts ignore are still
+// running once they have had a minute to end. goleak's own wait is under a second, too short for
+// the connection goroutines of a closed transport on a loaded machine; this one returns as soon
+// as they are gone.
+func NoGoroutinesLeft(t testing.TB, opts ...goleak.Option) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := goleak.Find(opts...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Error(err)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
