@@ -322,3 +322,62 @@ func TestStaleIfErrorNeverMasksMissingTable(t *testing.T) {
 	assert.True(t, errors.As(err, &missing), "GetAll: %v", err)
 	assert.Zero(t, metrics.Snapshot().StaleReads)
 }
+
+// TestStaleIfErrorServesWhatUpsertWrote checks the store's own use of the StaleIfError layer: a
+// store that read version 1 of a flag and then upserted version 2 answers version 2 through an
+// outage, by Get and by GetAll. Another store writes the table first, so that the store under
+// test learns version 1 only from its own read.
+func TestStaleIfErrorServesWhatUpsertWrote(t *testing.T) {
+	features := ldstoreimpl.Features()
+	v1, v2 := cacheFlag("f", 1, "v1", ""), cacheFlag("f", 2, "v2", "")
+	other := cacheFlag("g", 1, "g1", "")
+	deleted := ldstoretypes.SerializedItemDescriptor{Version: 2, Deleted: true}
+	tests := []struct {
+		name   string
+		update ldstoretypes.SerializedItemDescriptor
+	}{
+		{"Upsert of a newer version", v2.Item},
+		{"Upsert of a deletion", deleted},
+	}
+	for _, tt := range tests {
+		for _, via := range []string{"Get", "GetAll"} {
+			t.Run(tt.name+" via "+via, func(t *testing.T) {
+				table := testenv.NewTable(t)
+				writer, _ := testenv.Build(t, testenv.DataStore(table))
+				require.NoError(t, writer.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{v1, other}, nil)))
+				inj := faults.New(1, nil)
+				t.Cleanup(inj.CloseIdleConnections)
+				metrics := &lddynamodb.Metrics{}
+				store, _ := testenv.Build(t, testenv.DataStore(table).StaleIfError(time.Minute).Metrics(metrics).
+					ClientOptions(inj.ClientOption(), func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }))
+				read := func() []ldstoretypes.KeyedSerializedItemDescriptor {
+					if via == "Get" {
+						item, err := store.Get(features, "f")
+						require.NoError(t, err)
+						return []ldstoretypes.KeyedSerializedItemDescriptor{{Key: "f", Item: item}}
+					}
+					all, err := store.GetAll(features)
+					require.NoError(t, err)
+					return all
+				}
+				want := func(f ldstoretypes.SerializedItemDescriptor) []ldstoretypes.KeyedSerializedItemDescriptor {
+					if via == "Get" {
+						return []ldstoretypes.KeyedSerializedItemDescriptor{{Key: "f", Item: f}}
+					}
+					return []ldstoretypes.KeyedSerializedItemDescriptor{{Key: "f", Item: f}, other}
+				}
+
+				assert.ElementsMatch(t, want(v1.Item), read(), "before the update")
+				updated, err := store.Upsert(features, "f", tt.update)
+				require.NoError(t, err)
+				require.True(t, updated)
+
+				inj.SetAll(faults.Fault{Outage: true})
+				assert.ElementsMatch(t, want(tt.update), read(), "during the outage: what the Upsert wrote")
+				s := metrics.Snapshot()
+				assert.Equal(t, int64(1), s.StaleReads, "the answer came from the stale layer")
+				assert.Equal(t, int64(1), s.Errors["GetItem"]+s.Errors["Query"], "the read failed")
+			})
+		}
+	}
+}

@@ -3,9 +3,12 @@ package lddynamodb_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -599,6 +602,80 @@ func TestTombstoneCheckReadsTopLevelOnly(t *testing.T) {
 			if !c.deleted {
 				assert.Equal(t, c.item, string(item.SerializedItem))
 			}
+		})
+	}
+}
+
+// perfGate is a transport that counts the BatchWriteItem calls in flight and holds each one until
+// as many are in flight as the store may send at once (or as there are batches left), so that a
+// store which keeps to its limit always reaches it, and one that does not shows it, however
+// loaded the machine is.
+type perfGate struct {
+	next    http.RoundTripper
+	limit   int
+	batches int // how many BatchWriteItem calls the Init makes
+
+	mu                   sync.Mutex
+	inFlight, done, most int
+	stuck                bool // the limit was never reached
+}
+
+func (g *perfGate) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(req.Header.Get("X-Amz-Target"), ".BatchWriteItem") {
+		return g.next.RoundTrip(req)
+	}
+	g.mu.Lock()
+	g.inFlight++
+	g.most = max(g.most, g.inFlight)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.inFlight--
+		g.done++
+		g.mu.Unlock()
+	}()
+	// Only a store that sends fewer calls at once than its limit waits out this bound.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		g.mu.Lock()
+		full := g.inFlight >= min(g.limit, g.batches-g.done)
+		if !full && time.Now().After(deadline) {
+			g.stuck = true
+			full = true
+		}
+		g.mu.Unlock()
+		if full {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return g.next.RoundTrip(req)
+}
+
+// TestBatchConcurrencyLimit checks, at the transport, that Init never has more BatchWriteItem
+// calls in flight than BatchConcurrency allows, and that it does use that many.
+func TestBatchConcurrencyLimit(t *testing.T) {
+	const flags = 500 // 20 batches
+	for _, limit := range []int{1, 3, lddynamodb.DefaultBatchConcurrency} {
+		t.Run(strconv.Itoa(limit), func(t *testing.T) {
+			gate := &perfGate{next: http.DefaultTransport.(*http.Transport).Clone(), limit: limit, batches: int(perfBatches(flags))}
+			t.Cleanup(gate.next.(*http.Transport).CloseIdleConnections)
+			flagItems := make([]ldstoretypes.KeyedSerializedItemDescriptor, flags)
+			for i := range flagItems {
+				flagItems[i] = testenv.Flag(fmt.Sprintf("flag-%05d", i), 1, 0)
+			}
+			table := testenv.NewTable(t)
+			builder := testenv.DataStore(table).ClientOptions(func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: gate} })
+			if limit != lddynamodb.DefaultBatchConcurrency {
+				builder.BatchConcurrency(limit)
+			}
+			store, _ := testenv.Build(t, builder)
+			require.NoError(t, store.Init(testenv.AllData(flagItems, nil)))
+			assert.Len(t, perfStoredVersions(t, table, "features"), flags)
+			assert.Equal(t, gate.batches, gate.done, "BatchWriteItem calls")
+			assert.LessOrEqual(t, gate.most, limit, "BatchWriteItem calls in flight at once")
+			assert.False(t, gate.stuck, "Init never had %d calls in flight", limit)
+			t.Logf("BatchConcurrency %d: at most %d calls in flight", limit, gate.most)
 		})
 	}
 }

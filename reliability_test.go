@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -715,4 +716,179 @@ func TestReliabilityOnlyDocumentedActions(t *testing.T) {
 	sort.Strings(names)
 	t.Logf("actions called: %v", names)
 	assert.Equal(t, []string{"BatchWriteItem", "GetItem", "PutItem", "Query"}, names)
+}
+
+// TestReliabilityInitRetriesWithClientRetriesOff turns the AWS SDK's retries off, so that every
+// throttle, 5xx and connection reset reaches the store, and scripts them on Init's batches and
+// on its marker: Init's own retrying must still write every item and then the marker.
+func TestReliabilityInitRetriesWithClientRetriesOff(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := relInjector(t, 21)
+	batchFaults := []faults.Action{faults.ProvisionedThroughputExceeded, faults.InternalServerError, faults.ResetBefore,
+		faults.Throttling, faults.ResetAfter, faults.ServiceUnavailable, faults.RequestLimitExceeded}
+	markerFaults := []faults.Action{faults.ServiceUnavailable, faults.ResetAfter}
+	inj.Script("BatchWriteItem", batchFaults...)
+	inj.Script("PutItem", markerFaults...)
+	metrics := &lddynamodb.Metrics{}
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(inj.ClientOption(), relNoRetries))
+	data := relData(rand.New(rand.NewSource(21)), 100, "") // 110 items: 5 batches
+
+	require.NoError(t, store.Init(data))
+	assert.Zero(t, relLost(t, table, data))
+	assert.True(t, relMarkerWritten(t, table), "initialized marker")
+	assert.True(t, store.IsInitialized())
+
+	// Every scripted fault reached the store, and the store, not the AWS SDK, sent each call again.
+	faulted := map[string][]faults.Action{}
+	wire := map[string]int64{}
+	for _, c := range inj.Calls() {
+		wire[c.Op]++
+		if c.Action != faults.Pass {
+			faulted[c.Op] = append(faulted[c.Op], c.Action)
+		}
+	}
+	assert.ElementsMatch(t, batchFaults, faulted["BatchWriteItem"], "faults met by the batches")
+	assert.Equal(t, markerFaults, faulted["PutItem"], "faults met by the marker")
+	assert.Equal(t, int64(len(markerFaults)+1), wire["PutItem"], "marker writes")
+	for _, op := range []string{"BatchWriteItem", "PutItem"} {
+		assert.Equal(t, wire[op], metrics.Snapshot().Calls[op], "%s: every call on the wire was the store's own", op)
+	}
+}
+
+// TestReliabilityMetricsCountWhatDynamoDBWrote makes batches come back partly unprocessed, in a
+// cold Init and in a re-Init that changes every item and removes some, and checks that
+// ItemsWritten and BytesWritten are what the table shows was written: the rows present (and
+// deleted), sized with RowSize as they are read back, and the marker.
+func TestReliabilityMetricsCountWhatDynamoDBWrote(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := relInjector(t, 23)
+	metrics := &lddynamodb.Metrics{}
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(inj.ClientOption()))
+	rng := rand.New(rand.NewSource(23))
+	first := relData(rng, 200, "")
+	second := relData(rng, 200, "") // the same keys at new versions...
+	for c := range second {
+		items := second[c].Items
+		for i := range items {
+			items[i].Item.Version += 1000 // ...all of them newer...
+			items[i].Item.SerializedItem = relItemJSON(items[i].Key, items[i].Item.Version)
+		}
+		second[c].Items = items[:len(items)*4/5] // ...and a fifth of them gone
+	}
+	marker, err := testenv.Client().GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table),
+		Key: map[string]types.AttributeValue{"namespace": av.S("$inited"), "key": av.S("$inited")}})
+	require.NoError(t, err)
+	require.Nil(t, marker.Item)
+	markerBytes := int64(lddynamodb.RowSize(map[string]types.AttributeValue{"namespace": av.S("$inited"), "key": av.S("$inited")}))
+
+	removed := 0
+	for i, data := range [][]ldstoretypes.SerializedCollection{first, second} {
+		if i > 0 {
+			removed = len(first[0].Items) + len(first[1].Items) - len(second[0].Items) - len(second[1].Items)
+		}
+		inj.Script("BatchWriteItem", faults.Unprocessed, faults.Unprocessed, faults.Unprocessed, faults.Unprocessed,
+			faults.Unprocessed, faults.Unprocessed)
+		before := len(inj.Calls())
+		metrics.Reset()
+		require.NoError(t, store.Init(data))
+		require.Zero(t, relLost(t, table, data))
+
+		var rows, bytes int64
+		for _, coll := range data {
+			for _, row := range testenv.Rows(t, table, coll.Kind.GetName()) {
+				rows++
+				bytes += int64(lddynamodb.RowSize(row))
+			}
+		}
+		got := metrics.Snapshot()
+		assert.Equal(t, rows+int64(removed)+1, got.ItemsWritten, "Init %d: rows put, deleted, and the marker", i+1)
+		assert.Equal(t, bytes+markerBytes, got.BytesWritten, "Init %d: bytes of the rows put and the marker", i+1)
+
+		// The same count from the wire: what was forwarded to DynamoDB, less what came back.
+		unprocessed, forwarded := 0, 0
+		for _, c := range inj.Calls()[before:] {
+			if c.Op == "BatchWriteItem" {
+				forwarded += c.Items - c.Unprocessed
+				unprocessed += c.Unprocessed
+			}
+		}
+		assert.Positive(t, unprocessed, "Init %d: items handed back unprocessed", i+1)
+		assert.Equal(t, int64(forwarded)+1, got.ItemsWritten, "Init %d: items that reached DynamoDB, and the marker", i+1)
+	}
+}
+
+// relHeldTransport signals each call as it arrives, before handing it to next (a fault injector
+// whose latency then holds it).
+type relHeldTransport struct {
+	next    http.RoundTripper
+	arrived chan string
+}
+
+func (h relHeldTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	target := req.Header.Get("X-Amz-Target")
+	select {
+	case h.arrived <- target[strings.LastIndex(target, ".")+1:]:
+	default: // only the first call is awaited
+	}
+	return h.next.RoundTrip(req)
+}
+
+// TestReliabilityCloseCancelsOperationInProgress holds an operation's call in the fault layer for
+// an hour (well past every timeout of the store) and closes the store: the operation must end
+// with a cancellation error instead of waiting out the hour.
+func TestReliabilityCloseCancelsOperationInProgress(t *testing.T) {
+	flag := testenv.Flag("f", 1, 0)
+	cases := []struct {
+		name string
+		held string // the operation whose calls are held ("" for all)
+		op   func(store subsystems.PersistentDataStore) error
+	}{
+		{"Init reading", "", func(s subsystems.PersistentDataStore) error {
+			return s.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{flag}, nil))
+		}},
+		{"Init writing", "BatchWriteItem", func(s subsystems.PersistentDataStore) error {
+			return s.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{flag}, nil))
+		}},
+		{"Get", "", func(s subsystems.PersistentDataStore) error {
+			_, err := s.Get(ldstoreimpl.Features(), "f")
+			return err
+		}},
+		{"GetAll", "", func(s subsystems.PersistentDataStore) error {
+			_, err := s.GetAll(ldstoreimpl.Features())
+			return err
+		}},
+		{"Upsert", "", func(s subsystems.PersistentDataStore) error {
+			_, err := s.Upsert(ldstoreimpl.Features(), "f", flag.Item)
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			table := testenv.NewTable(t)
+			inj := relInjector(t, 25)
+			inj.Set(tc.held, faults.Fault{Latency: time.Hour})
+			held := relHeldTransport{next: inj, arrived: make(chan string, 1)}
+			if tc.held != "" {
+				held.arrived = make(chan string, 10) // the calls before the held one are signalled too
+			}
+			store, _ := testenv.Build(t, testenv.DataStore(table).OperationTimeout(time.Hour).InitTimeout(time.Hour).
+				ClientOptions(func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: held} }))
+			result := make(chan error, 1)
+			go func() { result <- tc.op(store) }()
+			for op := range held.arrived {
+				if tc.held == "" || op == tc.held {
+					break
+				}
+			}
+			require.NoError(t, store.Close())
+			select {
+			case err := <-result:
+				require.Error(t, err)
+				assert.ErrorIs(t, err, context.Canceled)
+				assert.ErrorContains(t, err, table)
+			case <-time.After(time.Minute): // only a store that ignores Close waits this long
+				t.Fatalf("%s still running a minute after Close", tc.name)
+			}
+		})
+	}
 }

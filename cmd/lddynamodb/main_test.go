@@ -286,6 +286,76 @@ func TestVerifyWarnsNearItemLimit(t *testing.T) {
 	assert.Contains(t, r.stdout, "near DynamoDB's item limit")
 }
 
+// verifySizedRow is a flag row whose size by lddynamodb.RowSize is exactly size bytes.
+func verifySizedRow(size int) map[string]types.AttributeValue {
+	row := map[string]types.AttributeValue{"namespace": av.S("features"), "key": av.S("sized"), "version": av.N("1"),
+		"item": av.S(`{"key":"sized","version":1,"padding":""}`)}
+	padding := strings.Repeat("x", size-lddynamodb.RowSize(row))
+	row["item"] = av.S(`{"key":"sized","version":1,"padding":"` + padding + `"}`)
+	return row
+}
+
+// TestVerifyChecksRowSizes pins verify's size findings on both sides of each boundary: a warning
+// over 90 % of DynamoDB's item limit, a problem over the limit itself.
+func TestVerifyChecksRowSizes(t *testing.T) {
+	cases := []struct {
+		name             string
+		size             int
+		warning, problem bool
+	}{
+		{"at the warning threshold", nearLimitBytes, false, false},
+		{"just over the warning threshold", nearLimitBytes + 1, true, false},
+		{"at the item limit", lddynamodb.MaxItemBytes, true, false},
+		{"just over the item limit", lddynamodb.MaxItemBytes + 1, false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			row := verifySizedRow(c.size)
+			require.Equal(t, c.size, lddynamodb.RowSize(row))
+			deleted, problems, warnings := checkItemRow(ldstoreimpl.Features(), row)
+			assert.False(t, deleted)
+			if c.warning {
+				require.Len(t, warnings, 1)
+				assert.Contains(t, warnings[0], fmt.Sprintf(`features "sized" (namespace "features"): %d bytes, near DynamoDB's item limit`, c.size))
+			} else {
+				assert.Empty(t, warnings)
+			}
+			if c.problem {
+				require.Len(t, problems, 1)
+				assert.Contains(t, problems[0], fmt.Sprintf(`features "sized" (namespace "features"): oversize: %d bytes, over DynamoDB's item limit of %d`,
+					c.size, lddynamodb.MaxItemBytes))
+			} else {
+				assert.Empty(t, problems)
+			}
+		})
+	}
+}
+
+// TestVerifyListsAtMostALimit fills a table with more unknown rows than verify lists: it lists
+// the first maxListed, says how many more there are, and still counts them all.
+func TestVerifyListsAtMostALimit(t *testing.T) {
+	for _, n := range []int{maxListed, maxListed + 7} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			table := testenv.NewTable(t)
+			rows := make([]map[string]types.AttributeValue, n)
+			for i := range rows {
+				rows[i] = map[string]types.AttributeValue{"namespace": av.S("sessions"), "key": av.S(fmt.Sprintf("s%04d", i))}
+			}
+			testenv.PutRows(t, table, rows)
+
+			r := cli(t, "verify", table)
+			assert.Equal(t, exitProblems, r.code)
+			assert.Contains(t, r.stdout, fmt.Sprintf("problems (%d):", n))
+			assert.Equal(t, min(n, maxListed), strings.Count(r.stdout, `unknown row namespace="sessions"`), "rows listed")
+			if n > maxListed {
+				assert.Contains(t, r.stdout, fmt.Sprintf("  ... and %d more\n", n-maxListed))
+			} else {
+				assert.NotContains(t, r.stdout, "... and")
+			}
+		})
+	}
+}
+
 func TestDumpLoadsInFileDataSource(t *testing.T) {
 	table := testenv.NewTable(t)
 	a, b, off := boolFlag("flag-a", 3, true), segmentFlag("flag-b", 5, "seg-1"), boolFlag("flag-off", 2, false)
