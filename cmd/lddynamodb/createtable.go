@@ -22,7 +22,7 @@ If TABLE already exists with those keys it succeeds and leaves the table as it i
 keys differ it fails.`,
 		Example: `  lddynamodb create-table launchdarkly
   lddynamodb create-table launchdarkly --read-capacity 5 --write-capacity 5 --region eu-west-1`,
-		Args: cobra.ExactArgs(1),
+		Args: args("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			table := args[0]
 			var opts []lddynamodb.TableOption
@@ -32,14 +32,21 @@ keys differ it fails.`,
 			case readUnits != 0 || writeUnits != 0:
 				return errors.New("give both --read-capacity and --write-capacity, as positive numbers, or neither")
 			}
-			client, err := a.client(cmd.Context())
+			client, err := a.client(cmd.Context(), table)
 			if err != nil {
 				return err
 			}
+			// One DescribeTable first, only to tell the user whether the table was already there.
+			existed := lddynamodb.CheckTable(cmd.Context(), client, table) == nil
 			if err := lddynamodb.CreateTable(cmd.Context(), client, table, opts...); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "table %q is ACTIVE, with partition key %q and sort key %q\n",
+			if existed {
+				fmt.Fprintf(a.stdout, "table %q already existed with partition key %q and sort key %q; left it as it was\n",
+					table, lddynamodb.AttrNamespace, lddynamodb.AttrKey)
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "created table %q; it is ACTIVE, with partition key %q and sort key %q\n",
 				table, lddynamodb.AttrNamespace, lddynamodb.AttrKey)
 			return nil
 		},

@@ -19,17 +19,18 @@ func (a *app) dumpCommand() *cobra.Command {
 		Use:   "dump TABLE",
 		Short: "Write the flags and segments of a table as JSON for the SDK's file data source",
 		Long: `dump writes the flags and segments stored under the prefix in TABLE as one JSON object,
-{"flags": {KEY: FLAG, ...}, "segments": {KEY: SEGMENT, ...}}, each item in full as the SDK
-stored it. Deleted items are left out. That is the format the SDKs' file data source reads
-(ldfiledata in Go), so a dump can be inspected, diffed, used in tests, or loaded into
-another table by an SDK that has the file data source and a DynamoDB store.
+{"flags": {KEY: FLAG, ...}, "segments": {KEY: SEGMENT, ...}, "deleted": {...}}, each item in
+full as the SDK stored it. That is the format the SDKs' file data source reads (ldfiledata in
+Go), so a dump can be inspected, diffed, or used in tests. The "deleted" section, which the
+file data source ignores, keeps the versions of deleted flags and segments, so that load
+writes back exactly what dump read: a backup, or a copy to another table or prefix.
 
 It stops, naming the row, at a row that the SDK could not read (run verify to list them all).`,
 		Example: `  lddynamodb dump launchdarkly > flags.json
   lddynamodb dump launchdarkly --prefix production -o production.json`,
-		Args: cobra.ExactArgs(1),
+		Args: args("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := a.client(cmd.Context())
+			client, err := a.client(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -39,7 +40,8 @@ It stops, naming the row, at a row that the SDK could not read (run verify to li
 			if err != nil {
 				return err
 			}
-			if len(data.Flags) == 0 && len(data.Segments) == 0 {
+			live, deleted := len(data.Flags)+len(data.Segments), len(data.Deleted.Flags)+len(data.Deleted.Segments)
+			if live+deleted == 0 {
 				fmt.Fprintf(a.stderr, "lddynamodb: table %q has no flags or segments under prefix %q\n", args[0], prefix)
 			}
 			out, err := json.MarshalIndent(data, "", "  ")
@@ -51,7 +53,12 @@ It stops, naming the row, at a row that the SDK could not read (run verify to li
 				_, err = a.stdout.Write(out)
 				return err
 			}
-			return os.WriteFile(output, out, 0o644)
+			if err := os.WriteFile(output, out, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "wrote %d flags, %d segments and %d deleted items (%d bytes) to %s\n",
+				len(data.Flags), len(data.Segments), deleted, len(out), output)
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", "", "the prefix the SDK or Relay Proxy was configured with (default: none)")
@@ -59,17 +66,15 @@ It stops, naming the row, at a row that the SDK could not read (run verify to li
 	return cmd
 }
 
-// dumpFile is the part of the file data source's format that dump writes.
-type dumpFile struct {
-	Flags    map[string]json.RawMessage `json:"flags"`
-	Segments map[string]json.RawMessage `json:"segments"`
-}
-
-// readDump reads the live flags and segments of a prefix, checking that the SDK can parse each.
-func readDump(ctx context.Context, client *dynamodb.Client, table, prefix string, prog *progress) (dumpFile, error) {
-	data := dumpFile{Flags: map[string]json.RawMessage{}, Segments: map[string]json.RawMessage{}}
-	targets := []map[string]json.RawMessage{data.Flags, data.Segments}
-	for i, kind := range kinds {
+// readDump reads the flags and segments of a prefix, checking that the SDK can parse each.
+func readDump(ctx context.Context, client *dynamodb.Client, table, prefix string, prog *progress) (flagsFile, error) {
+	data := flagsFile{
+		Flags:    map[string]json.RawMessage{},
+		Segments: map[string]json.RawMessage{},
+		Deleted:  &deletedItems{Flags: map[string]int{}, Segments: map[string]int{}},
+	}
+	for _, kind := range kinds {
+		live, deleted := data.section(kind)
 		var rowErr error
 		err := queryNamespace(ctx, client, table, lddynamodb.Namespace(prefix, kind), prog,
 			func(row map[string]types.AttributeValue) {
@@ -82,6 +87,7 @@ func readDump(ctx context.Context, client *dynamodb.Client, table, prefix string
 					return
 				}
 				if item.Deleted {
+					deleted[key] = item.Version
 					return
 				}
 				parsed, err := kind.Deserialize(item.SerializedItem)
@@ -89,15 +95,17 @@ func readDump(ctx context.Context, client *dynamodb.Client, table, prefix string
 					rowErr = fmt.Errorf("table %q: %s %q: the SDK cannot parse its JSON: %w", table, kind, key, err)
 					return
 				}
-				if parsed.Item != nil {
-					targets[i][key] = json.RawMessage(item.SerializedItem)
+				if parsed.Item == nil {
+					deleted[key] = parsed.Version
+					return
 				}
+				live[key] = json.RawMessage(item.SerializedItem)
 			})
 		if err != nil {
-			return dumpFile{}, err
+			return flagsFile{}, err
 		}
 		if rowErr != nil {
-			return dumpFile{}, rowErr
+			return flagsFile{}, rowErr
 		}
 	}
 	return data, nil

@@ -1,9 +1,10 @@
 // Command lddynamodb sets up and checks the DynamoDB tables that LaunchDarkly server SDKs use as a
 // persistent data store: it creates a table with the right keys, verifies a table's rows the way
-// the SDKs read them, and dumps its flags and segments as JSON.
+// the SDKs read them, dumps its flags and segments as JSON, and loads such a file back.
 //
-// Install it with:
+// Install it from a clone of the repository, or from the module path:
 //
+//	go install ./cmd/lddynamodb
 //	go install github.com/lddynamodb/lddynamodb/cmd/lddynamodb@latest
 //
 // Run "lddynamodb --help" for the commands, and the AWS settings and IAM actions they need.
@@ -42,14 +43,19 @@ AWS settings come from the usual places: the flags below, then the environment
 AWS_ENDPOINT_URL_DYNAMODB), then the shared config and credentials files, then the
 instance or container role.
 
+For a local DynamoDB (make dynamodb in a clone of the repository), use
+--endpoint http://127.0.0.1:8000 and any keys, such as AWS_ACCESS_KEY_ID=local
+AWS_SECRET_ACCESS_KEY=local.
+
 IAM actions needed on the table:
   create-table  dynamodb:CreateTable, dynamodb:DescribeTable
   verify        dynamodb:DescribeTable, dynamodb:GetItem, dynamodb:Query,
                 and dynamodb:Scan unless --no-scan
   dump          dynamodb:Query
+  load          dynamodb:Query, dynamodb:BatchWriteItem, dynamodb:PutItem
 
 Exit status: 0 when all is well, 1 when verify finds problems, 2 when a command
-cannot run (bad arguments, AWS errors, a row that dump cannot export).`
+cannot run (bad arguments, a bad file, AWS errors, a row that dump cannot export).`
 
 // app holds the global flags and where the commands write.
 type app struct {
@@ -59,6 +65,11 @@ type app struct {
 	quiet    bool
 	stdout   io.Writer
 	stderr   io.Writer
+
+	// table and target are the table that the command works on and where its client points,
+	// for error messages.
+	table  string
+	target target
 }
 
 func main() {
@@ -73,12 +84,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
+	var usage *usageError
 	switch {
 	case errors.Is(err, errProblems):
 		return exitProblems
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "lddynamodb: %v\n\n%s", err, cmd.UsageString())
+		return exitError
 	case err != nil:
-		fmt.Fprintf(stderr, "lddynamodb: %v\n", err)
+		fmt.Fprintf(stderr, "lddynamodb: %s\n", a.explain(err))
 		return exitError
 	}
 	return exitOK
@@ -96,12 +111,13 @@ func (a *app) rootCommand() *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(flagError)
 	flags := root.PersistentFlags()
 	flags.StringVar(&a.endpoint, "endpoint", "", "DynamoDB endpoint URL, such as http://localhost:8000 for DynamoDB Local")
 	flags.StringVar(&a.region, "region", "", "AWS region (default: AWS_REGION or the profile's region)")
 	flags.StringVar(&a.profile, "profile", "", "shared config profile (default: AWS_PROFILE or \"default\")")
 	flags.BoolVarP(&a.quiet, "quiet", "q", false, "no progress line on stderr")
-	root.AddCommand(a.createTableCommand(), a.verifyCommand(), a.dumpCommand())
+	root.AddCommand(a.createTableCommand(), a.verifyCommand(), a.dumpCommand(), a.loadCommand())
 	return root
 }
 
@@ -113,8 +129,14 @@ func version() string {
 	return "(devel)"
 }
 
-// client makes a DynamoDB client from the flags and the default AWS configuration chain.
-func (a *app) client(ctx context.Context) (*dynamodb.Client, error) {
+// client makes a DynamoDB client for the table from the flags and the default AWS configuration chain. It
+// resolves the credentials first, so that missing ones are reported as such rather than as a
+// failed call (no DynamoDB call is made here).
+func (a *app) client(ctx context.Context, table string) (*dynamodb.Client, error) {
+	a.table = table
+	if err := checkEndpoint("--endpoint", a.endpoint); err != nil {
+		return nil, err
+	}
 	var opts []func(*config.LoadOptions) error
 	if a.region != "" {
 		opts = append(opts, config.WithRegion(a.region))
@@ -129,11 +151,22 @@ func (a *app) client(ctx context.Context) (*dynamodb.Client, error) {
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region: use --region, AWS_REGION, or a profile with a region")
 	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
 		if a.endpoint != "" {
 			o.BaseEndpoint = aws.String(a.endpoint)
 		}
-	}), nil
+	})
+	a.target = target{region: cfg.Region, endpoint: aws.ToString(client.Options().BaseEndpoint)}
+	if err := checkEndpoint("AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL", a.target.endpoint); err != nil {
+		return nil, err
+	}
+	if cfg.Credentials == nil {
+		return nil, &credentialsError{target: a.target}
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, &credentialsError{target: a.target, cause: err}
+	}
+	return client, nil
 }
 
 // progress returns the progress line for a long read, or nil (no line) when stderr is not a

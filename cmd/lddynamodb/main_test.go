@@ -126,13 +126,15 @@ func TestCreateTableCommand(t *testing.T) {
 
 	r := cli(t, "create-table", table, "--read-capacity", "2", "--write-capacity", "3")
 	require.Equal(t, exitOK, r.code)
-	assert.Contains(t, r.stdout, fmt.Sprintf("table %q is ACTIVE", table))
+	assert.Contains(t, r.stdout, fmt.Sprintf("created table %q; it is ACTIVE", table))
 	out, err := testenv.Client().DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), aws.ToInt64(out.Table.ProvisionedThroughput.WriteCapacityUnits))
 	require.NoError(t, lddynamodb.CheckTable(context.Background(), testenv.Client(), table))
 
-	assert.Equal(t, exitOK, cli(t, "create-table", table).code, "an identical table exists: not an error")
+	r = cli(t, "create-table", table)
+	assert.Equal(t, exitOK, r.code, "an identical table exists: not an error")
+	assert.Contains(t, r.stdout, fmt.Sprintf("table %q already existed with partition key", table))
 }
 
 func TestCreateTableCommandErrors(t *testing.T) {
@@ -141,7 +143,7 @@ func TestCreateTableCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no table", []string{"create-table"}, "accepts 1 arg"},
+		{"no table", []string{"create-table"}, "create-table: missing TABLE\n\nUsage:\n  lddynamodb create-table TABLE [flags]"},
 		{"one capacity", []string{"create-table", "t", "--read-capacity", "5"}, "give both --read-capacity and --write-capacity"},
 		{"negative capacity", []string{"create-table", "t", "--read-capacity", "-1", "--write-capacity", "-1"}, "give both"},
 	}
@@ -164,20 +166,44 @@ func TestNoRegionIsAnError(t *testing.T) {
 func TestHelp(t *testing.T) {
 	r := cli(t, "--help")
 	require.Equal(t, exitOK, r.code)
-	for _, want := range []string{"create-table", "verify", "dump", "--endpoint", "--region", "--profile", "dynamodb:Scan", "Exit status"} {
+	for _, want := range []string{"create-table", "verify", "dump", "load", "--endpoint", "--region", "--profile", "dynamodb:Scan", "Exit status"} {
 		assert.Contains(t, r.stdout, want)
 	}
 }
 
-func TestVerifyEmptyTable(t *testing.T) {
+func TestVerifyEmptyTableFails(t *testing.T) {
 	table := testenv.NewTable(t)
 	r := cli(t, "verify", table)
-	require.Equal(t, exitOK, r.code)
+	require.Equal(t, exitProblems, r.code)
 	assert.Contains(t, r.stdout, `initialized marker "$inited": absent (no SDK or Relay Proxy has written this prefix yet)`)
 	assert.Contains(t, r.stdout, "features: 0 live, 0 deleted")
 	assert.Contains(t, r.stdout, "scanned 0 rows")
-	assert.Contains(t, r.stdout, "\nok\n")
+	assert.Contains(t, r.stdout, `nothing under prefix "": no initialized marker "$inited" and no flags or segments; the table is empty: write flags with "lddynamodb load"`)
+	assert.NotContains(t, r.stdout, "\nok\n")
 	assert.Empty(t, r.stderr, "no progress line when stderr is not a terminal")
+
+	r = cli(t, "verify", table, "--no-scan")
+	require.Equal(t, exitProblems, r.code)
+	assert.Contains(t, r.stdout, "run without --no-scan to look for rows under other prefixes")
+}
+
+// A prefix with nothing in it fails, and names the prefixes that do have rows.
+func TestVerifyWrongPrefixSuggestsOthers(t *testing.T) {
+	table := testenv.NewTable(t)
+	a := boolFlag("flag-a", 1, true)
+	fill(t, table, "production", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
+
+	r := cli(t, "verify", table)
+	require.Equal(t, exitProblems, r.code)
+	assert.Contains(t, r.stdout, "the table has rows under other prefixes: did you mean --prefix production?")
+
+	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
+	r = cli(t, "verify", table, "--prefix", "prod")
+	require.Equal(t, exitProblems, r.code)
+	assert.Contains(t, r.stdout, `nothing under prefix "prod"`)
+	assert.Contains(t, r.stdout, "did you mean no --prefix or --prefix production?")
+
+	assert.Equal(t, exitOK, cli(t, "verify", table, "--prefix", "production").code)
 }
 
 func TestVerifyFilledTable(t *testing.T) {
@@ -369,10 +395,12 @@ func TestDumpLoadsInFileDataSource(t *testing.T) {
 	require.Equal(t, exitOK, r.code)
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
-	var dumped dumpFile
+	assert.Contains(t, r.stderr, fmt.Sprintf("wrote 3 flags, 1 segments and 2 deleted items (%d bytes) to %s", len(data), file))
+	var dumped flagsFile
 	require.NoError(t, json.Unmarshal(data, &dumped))
 	assert.ElementsMatch(t, []string{"flag-a", "flag-b", "flag-off"}, keys(dumped.Flags))
 	assert.ElementsMatch(t, []string{"seg-1"}, keys(dumped.Segments))
+	assert.Equal(t, &deletedItems{Flags: map[string]int{"gone": 9}, Segments: map[string]int{"seg-gone": 9}}, dumped.Deleted)
 
 	// Every flag evaluates the same from the dump (file data source) as from the table (daemon mode).
 	fromFile, _ := testenv.SDKClient(t, ld.Config{

@@ -45,13 +45,16 @@ as the SDK would. It lists rows that cannot be decoded or parsed, rows whose JSO
 with their key or version, rows too large for DynamoDB, and rows in namespaces that no
 LaunchDarkly store writes.
 
+A prefix with no initialized marker is a problem: an SDK in daemon mode would see an
+uninitialized store. If the scan finds rows under other prefixes, verify names them.
+
 Flags and segments are read with Query. To find unknown rows it also scans the whole table
 (reading keys only, but a Scan is charged for every row it passes); --no-scan skips that.`,
 		Example: `  lddynamodb verify launchdarkly
   lddynamodb verify launchdarkly --prefix production --no-scan`,
-		Args: cobra.ExactArgs(1),
+		Args: args("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := a.client(cmd.Context())
+			client, err := a.client(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -134,15 +137,46 @@ func (v *verifier) run(ctx context.Context, scan bool) error {
 		}
 		v.counts = append(v.counts, count)
 	}
-	if rows > 0 && !v.marker {
+	if scan {
+		if err := v.scan(ctx); err != nil {
+			return err
+		}
+	}
+	v.checkMarker(rows)
+	return nil
+}
+
+// checkMarker adds a problem when the prefix has no initialized marker, saying whether it has
+// rows and where else in the table there are some.
+func (v *verifier) checkMarker(rows int) {
+	if v.marker {
+		return
+	}
+	marker := lddynamodb.InitedMarker(v.prefix)
+	if rows > 0 {
 		v.problems = append(v.problems, fmt.Sprintf(
 			"no initialized marker %q but %d flag and segment rows: an Init did not finish, or another tool wrote them; SDKs in daemon mode will see an uninitialized store",
 			marker, rows))
+		return
 	}
-	if scan {
-		return v.scan(ctx)
+	msg := fmt.Sprintf("nothing under prefix %q: no initialized marker %q and no flags or segments", v.prefix, marker)
+	switch {
+	case len(v.otherPrefixes) > 0:
+		var guesses []string
+		for _, p := range sortedKeys(v.otherPrefixes) {
+			if p == "" {
+				guesses = append(guesses, "no --prefix")
+			} else {
+				guesses = append(guesses, "--prefix "+p)
+			}
+		}
+		msg += fmt.Sprintf("; the table has rows under other prefixes: did you mean %s?", strings.Join(guesses, " or "))
+	case v.scanned && v.scannedRows == 0:
+		msg += `; the table is empty: write flags with "lddynamodb load", or let an SDK or the Relay Proxy fill it`
+	case !v.scanned:
+		msg += "; run without --no-scan to look for rows under other prefixes"
 	}
-	return nil
+	v.problems = append(v.problems, msg)
 }
 
 // scan reads the keys of every row in the table, to find rows that none of the stores writes.
@@ -303,10 +337,9 @@ func (v *verifier) print(w io.Writer) {
 		}
 		if v.otherRows > 0 {
 			var prefixes []string
-			for p := range v.otherPrefixes {
+			for _, p := range sortedKeys(v.otherPrefixes) {
 				prefixes = append(prefixes, fmt.Sprintf("%q", p))
 			}
-			sort.Strings(prefixes)
 			fmt.Fprintf(w, "rows of other prefixes: %d (prefixes %s)\n", v.otherRows, strings.Join(prefixes, ", "))
 		}
 	}
@@ -315,6 +348,15 @@ func (v *verifier) print(w io.Writer) {
 	if len(v.problems) == 0 {
 		fmt.Fprintln(w, "ok")
 	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func presence(present bool) string {

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/interfaces/flagstate"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/launchdarkly/go-server-sdk/v7/ldfiledata"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+// prefixRows returns the flag and segment rows of a prefix as "kind key" -> "version item", and
+// whether its initialized marker is there: what must survive a dump and load unchanged.
+func prefixRows(t *testing.T, table, prefix string) (map[string]string, bool) {
+	t.Helper()
+	rows := map[string]string{}
+	for _, kind := range kinds {
+		for _, row := range testenv.Rows(t, table, lddynamodb.Namespace(prefix, kind)) {
+			key, _ := stringAttr(row, lddynamodb.AttrKey)
+			version := row["version"].(*types.AttributeValueMemberN).Value
+			item, _ := stringAttr(row, "item")
+			rows[kind.GetName()+" "+key] = version + " " + item
+		}
+	}
+	marker := lddynamodb.InitedMarker(prefix)
+	return rows, len(testenv.Rows(t, table, marker)) == 1
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	return path
+}
+
+// dump then load copies a prefix to another prefix and to another table row for row: live and
+// deleted flags and segments, versions and JSON; and loading the same file again writes nothing
+// but the marker, because load goes through the store's differential Init.
+func TestDumpLoadRoundTrip(t *testing.T) {
+	source := testenv.NewTable(t)
+	base := boolFlag("base", 4, true)
+	dependent := ldbuilders.NewFlagBuilder("dependent").Version(7).On(true).
+		Variations(ldvalue.Bool(false), ldvalue.Bool(true)).OffVariation(0).FallthroughVariation(1).
+		AddPrerequisite("base", 1).Build()
+	member := segmentFlag("member", 2, "seg-1")
+	seg := segment("seg-1", 3, "user-1")
+	fill(t, source, "prod", map[string]*ldmodel.FeatureFlag{"base": &base, "dependent": &dependent, "member": &member, "gone": nil},
+		map[string]*ldmodel.Segment{"seg-1": &seg, "seg-gone": nil})
+	want, marker := prefixRows(t, source, "prod")
+	require.True(t, marker)
+	require.Len(t, want, 6)
+
+	file := filepath.Join(t.TempDir(), "prod.json")
+	require.Equal(t, exitOK, cli(t, "dump", source, "--prefix", "prod", "-o", file).code)
+
+	other := testenv.NewTable(t)
+	for _, dest := range []struct{ table, prefix string }{{source, "copy"}, {other, ""}, {other, "prod"}} {
+		r := cli(t, "load", dest.table, file, "--prefix", dest.prefix)
+		require.Equal(t, exitOK, r.code)
+		assert.Contains(t, r.stdout, fmt.Sprintf("loaded 4 flags and segments and 2 deleted items from %s into table %q, prefix %q: 7 rows written or deleted", file, dest.table, dest.prefix))
+		got, marker := prefixRows(t, dest.table, dest.prefix)
+		assert.True(t, marker, "load writes the initialized marker")
+		assert.Equal(t, want, got)
+		assert.Equal(t, exitOK, cli(t, "verify", dest.table, "--prefix", dest.prefix).code)
+	}
+	got, _ := prefixRows(t, source, "prod")
+	assert.Equal(t, want, got, "loading another prefix of the same table leaves this one alone")
+
+	r := cli(t, "load", other, file)
+	require.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, "1 rows written or deleted (the marker included), 3 DynamoDB calls", "unchanged data: only the marker is written")
+
+	// A dump of the copy is the same file.
+	again := filepath.Join(t.TempDir(), "again.json")
+	require.Equal(t, exitOK, cli(t, "dump", other, "-o", again).code)
+	first, err := os.ReadFile(file)
+	require.NoError(t, err)
+	second, err := os.ReadFile(again)
+	require.NoError(t, err)
+	assert.Equal(t, string(first), string(second))
+}
+
+// Load replaces what the prefix had, as an SDK's Init does: rows the file does not have go.
+func TestLoadReplacesThePrefix(t *testing.T) {
+	table := testenv.NewTable(t)
+	old := boolFlag("old", 1, true)
+	fill(t, table, "", map[string]*ldmodel.FeatureFlag{"old": &old}, nil)
+
+	r := cli(t, "load", table, writeFile(t, "new.json", `{"flagValues": {"new": "hello"}}`))
+	require.Equal(t, exitOK, r.code)
+	rows, marker := prefixRows(t, table, "")
+	assert.True(t, marker)
+	assert.Len(t, rows, 1)
+	assert.Contains(t, rows, "features new")
+}
+
+// A YAML file, with flags and flagValues, evaluates from the table after load exactly as the
+// SDK's file data source evaluates the file itself.
+func TestLoadYAMLEvaluatesAsFileDataSource(t *testing.T) {
+	const yamlFile = `
+# flags as the file data source reads them
+flags:
+  new-checkout:
+    key: new-checkout
+    version: 3
+    "on": true
+    variations: [false, true]
+    offVariation: 0
+    fallthrough: {variation: 0}
+    targets:
+      - values: [user-1]
+        variation: 1
+  premium:
+    key: premium
+    version: 1
+    "on": true
+    variations: [basic, premium]
+    offVariation: 0
+    fallthrough: {variation: 0}
+    prerequisites:
+      - key: new-checkout
+        variation: 1
+    rules:
+      - id: r0
+        variation: 1
+        clauses:
+          - {attribute: "", op: segmentMatch, values: [beta]}
+flagValues:
+  banner: spring sale
+segments:
+  beta:
+    key: beta
+    version: 2
+    included: [user-1]
+`
+	file := writeFile(t, "flags.yaml", yamlFile)
+	table := testenv.NewTable(t)
+	r := cli(t, "load", table, file, "--prefix", "env")
+	require.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, "loaded 4 flags and segments and 0 deleted items")
+
+	fromFile, _ := testenv.SDKClient(t, ld.Config{
+		DataSource: ldfiledata.DataSource().FilePaths(file),
+		DataStore:  ldcomponents.InMemoryDataStore(),
+	})
+	fromTable, _ := testenv.SDKClient(t, ld.Config{
+		DataSource: ldcomponents.ExternalUpdatesOnly(),
+		DataStore:  ldcomponents.PersistentDataStore(testenv.DataStore(table).Prefix("env")),
+	})
+	for _, user := range []string{"user-1", "user-2"} {
+		ctx := ldcontext.New(user)
+		want := fromFile.AllFlagsState(ctx, flagstate.OptionDetailsOnlyForTrackedFlags())
+		require.True(t, want.IsValid())
+		assert.Len(t, want.ToValuesMap(), 3)
+		assert.Equal(t, want, fromTable.AllFlagsState(ctx, flagstate.OptionDetailsOnlyForTrackedFlags()))
+	}
+	value, detail, err := fromTable.StringVariationDetail("premium", ldcontext.New("user-1"), "")
+	require.NoError(t, err)
+	assert.Equal(t, "premium", value, "the prerequisite and the segment came through (%s); in YAML, quote \"on\"", detail.Reason)
+}
+
+// The example file that the quick start loads is a valid flags file.
+func TestExampleFlagsFileLoads(t *testing.T) {
+	table := testenv.NewTable(t)
+	r := cli(t, "load", table, filepath.Join("..", "..", "examples", "flags.json"))
+	require.Equal(t, exitOK, r.code)
+	assert.Equal(t, exitOK, cli(t, "verify", table).code)
+}
+
+// A bad file is refused with the file's name and what is wrong, before anything is written.
+func TestLoadBadFileWritesNothing(t *testing.T) {
+	good := boolFlag("flag-a", 1, true)
+	cases := []struct {
+		name, content, want string
+	}{
+		{"not JSON or YAML", "flags: [unclosed", "not JSON (it does not start with '{') nor YAML"},
+		{"broken JSON", "{\n  \"flags\": {\n    \"a\": {\"key\": \"a\",}\n  }\n}", "line 3: invalid JSON"},
+		{"misspelt section", `{"flag": {}}`, `not a flags file (expected "flags", "flagValues", "segments" and "deleted"): json: unknown field "flag"`},
+		{"flag the SDK cannot parse", `{"flags": {"a": {"key": "a", "version": "one"}}}`, `flags "a": the SDK cannot parse it`},
+		{"key that disagrees", `{"flags": {"a": ` + flagJSON(t, good) + `}}`, `flags "a": its "key" is "flag-a"; it must be the same as the key it is listed under`},
+		{"no key", `{"segments": {"s": {"version": 1}}}`, `segments "s": its "key" is ""`},
+		{"live and deleted", `{"flags": {"flag-a": ` + flagJSON(t, good) + `}, "deleted": {"flags": {"flag-a": 2}}}`, `flags "flag-a" is both live and deleted`},
+		{"flag and flagValue", `{"flags": {"flag-a": ` + flagJSON(t, good) + `}, "flagValues": {"flag-a": true}}`, `flag "flag-a" is in both flags and flagValues`},
+		{"empty", `{}`, "no flags, flagValues, segments or deleted items; loading it would delete everything under the prefix"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			table := testenv.NewTable(t)
+			fill(t, table, "", map[string]*ldmodel.FeatureFlag{"flag-a": &good}, nil)
+			before, _ := prefixRows(t, table, "")
+			file := writeFile(t, "bad.json", c.content)
+
+			r := cli(t, "load", table, file)
+			assert.Equal(t, exitError, r.code)
+			assert.Contains(t, r.stderr, "lddynamodb: "+file+": "+c.want)
+			assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line")
+			after, marker := prefixRows(t, table, "")
+			assert.Equal(t, before, after)
+			assert.True(t, marker)
+		})
+	}
+
+	r := cli(t, "load", testenv.NewTable(t), filepath.Join(t.TempDir(), "missing.json"))
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "missing.json: no such file or directory")
+}
+
+func TestOrderByDependencies(t *testing.T) {
+	flag := func(key string, prereqs ...string) loadedItem {
+		b := ldbuilders.NewFlagBuilder(key)
+		for _, p := range prereqs {
+			b.AddPrerequisite(p, 0)
+		}
+		f := b.Build()
+		return loadedItem{key: key, parsed: &f}
+	}
+	seg := func(key string, refs ...string) loadedItem {
+		b := ldbuilders.NewSegmentBuilder(key)
+		if len(refs) > 0 {
+			b.AddRule(ldbuilders.NewSegmentRuleBuilder().Clauses(ldbuilders.SegmentMatchClause(refs...)))
+		}
+		s := b.Build()
+		return loadedItem{key: key, parsed: &s}
+	}
+	cases := []struct {
+		name  string
+		items []loadedItem
+		want  []string
+	}{
+		{"by key when independent", []loadedItem{flag("c"), flag("a"), flag("b")}, []string{"a", "b", "c"}},
+		{"prerequisites first", []loadedItem{flag("a", "c"), flag("c", "d"), flag("b"), flag("d")}, []string{"d", "c", "a", "b"}},
+		{"missing prerequisite ignored", []loadedItem{flag("a", "zzz")}, []string{"a"}},
+		{"deleted items have no dependencies", []loadedItem{{key: "b"}, flag("a", "b")}, []string{"b", "a"}},
+		{"cycle broken", []loadedItem{flag("a", "b"), flag("b", "a")}, []string{"b", "a"}},
+		{"segments referred to first", []loadedItem{seg("a", "z"), seg("z")}, []string{"z", "a"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			for _, it := range orderByDependencies(c.items) {
+				got = append(got, it.key)
+			}
+			assert.Equal(t, c.want, got)
+		})
+	}
+}
+
+// The store's Init gets segments before flags, as the SDK gives them.
+func TestReadFlagsFileSegmentsFirst(t *testing.T) {
+	colls, err := readFlagsFile(writeFile(t, "f.json", `{"flags": {"f": {"key": "f", "version": 1}}, "segments": {"s": {"key": "s", "version": 1}}}`))
+	require.NoError(t, err)
+	require.Len(t, colls, 2)
+	assert.Equal(t, []ldstoretypes.DataKind{ldstoreimpl.Segments(), ldstoreimpl.Features()}, []ldstoretypes.DataKind{colls[0].Kind, colls[1].Kind})
+}
