@@ -8,19 +8,28 @@
 //
 // Environment:
 //
-//	LAUNCHDARKLY_SDK_KEY             the environment's server-side SDK key (for events)
 //	LAUNCHDARKLY_DYNAMODB_TABLE      the table the Relay Proxy writes
 //	LAUNCHDARKLY_DYNAMODB_PREFIX     the Relay Proxy's prefix for this environment, if any
+//	LAUNCHDARKLY_SDK_KEY             the environment's server-side SDK key, to send analytics
+//	                                 events; without it the function only evaluates
 //
 // The function's role needs dynamodb:GetItem and dynamodb:Query on the table.
 //
 // Invoke it with {"flag": "my-flag", "context": "user-key"}; it answers with the value and the
 // reason, such as {"flag": "my-flag", "value": true, "reason": {"kind": "FALLTHROUGH"}}.
+//
+// Given a request as its argument, it runs the handler once on this machine and prints the
+// answer, instead of waiting for Lambda's invocations (see README.md in this folder):
+//
+//	go run ./examples/lambda '{"flag": "new-checkout", "context": "user-1"}'
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log"
 	"os"
 	"time"
@@ -77,17 +86,43 @@ func daemonConfig(store *lddynamodb.DataStoreBuilder) ld.Config {
 	}
 }
 
-func main() {
-	sdkKey := os.Getenv("LAUNCHDARKLY_SDK_KEY")
-	table := os.Getenv("LAUNCHDARKLY_DYNAMODB_TABLE")
-	if sdkKey == "" || table == "" {
-		log.Fatal("set LAUNCHDARKLY_SDK_KEY and LAUNCHDARKLY_DYNAMODB_TABLE")
+// invokeOnce runs the handler on one JSON request, as Lambda would, and writes the JSON answer.
+func invokeOnce(h handler, request string, out io.Writer) error {
+	var req Request
+	if err := json.Unmarshal([]byte(request), &req); err != nil {
+		return fmt.Errorf(`the request must be JSON such as {"flag": "my-flag", "context": "user-1"}: %w`, err)
 	}
-	store := lddynamodb.DataStore(table).Prefix(os.Getenv("LAUNCHDARKLY_DYNAMODB_PREFIX"))
+	resp, err := h.Handle(context.Background(), req)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(out).Encode(resp)
+}
+
+func main() {
+	table := os.Getenv("LAUNCHDARKLY_DYNAMODB_TABLE")
+	if table == "" {
+		log.Fatal("set LAUNCHDARKLY_DYNAMODB_TABLE (and LAUNCHDARKLY_SDK_KEY to send analytics events)")
+	}
+	sdkKey := os.Getenv("LAUNCHDARKLY_SDK_KEY")
+	config := daemonConfig(lddynamodb.DataStore(table).Prefix(os.Getenv("LAUNCHDARKLY_DYNAMODB_PREFIX")))
+	if sdkKey == "" {
+		// Events need the environment's key; without one, evaluate only.
+		config.Events = ldcomponents.NoEvents()
+	}
 	// In daemon mode the client is ready at once: it makes no connection to wait for.
-	client, err := ld.MakeCustomClient(sdkKey, daemonConfig(store), 5*time.Second)
+	client, err := ld.MakeCustomClient(sdkKey, config, 5*time.Second)
 	if err != nil {
 		log.Fatalf("creating the LaunchDarkly client: %v", err)
 	}
-	lambda.Start(handler{client: client}.Handle)
+	h := handler{client: client}
+	if len(os.Args) > 1 {
+		err := invokeOnce(h, os.Args[1], os.Stdout)
+		_ = client.Close()
+		if err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	lambda.Start(h.Handle)
 }

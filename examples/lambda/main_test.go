@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
@@ -83,4 +84,21 @@ func TestHandlerRejectsIncompleteRequest(t *testing.T) {
 		_, err := h.Handle(context.Background(), req)
 		assert.ErrorContains(t, err, `needs "flag" and "context"`)
 	}
+}
+
+// A local run: the request from the command line, the answer as JSON on stdout.
+func TestInvokeOnce(t *testing.T) {
+	table := testenv.NewTable(t)
+	td := ldtestdata.DataSource()
+	td.Update(td.Flag("new-checkout").BooleanFlag().VariationForUser("user-1", true).FallthroughVariation(false))
+	testenv.SDKClient(t, ld.Config{DataSource: td, DataStore: ldcomponents.PersistentDataStore(testenv.DataStore(table))})
+	reader, _ := testenv.SDKClient(t, daemonConfig(testenv.DataStore(table)))
+	h := handler{client: reader}
+
+	var out strings.Builder
+	require.NoError(t, invokeOnce(h, `{"flag": "new-checkout", "context": "user-1"}`, &out))
+	assert.Equal(t, `{"flag":"new-checkout","value":true,"reason":{"kind":"TARGET_MATCH"}}`+"\n", out.String())
+
+	assert.ErrorContains(t, invokeOnce(h, `new-checkout`, &out), `the request must be JSON such as {"flag": "my-flag", "context": "user-1"}`)
+	assert.ErrorContains(t, invokeOnce(h, `{"flag": "new-checkout"}`, &out), `needs "flag" and "context"`)
 }
