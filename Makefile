@@ -11,7 +11,7 @@ BENCH_COUNT ?= 1
 # Where `make dynamodb` listens.
 DYNAMODB_PORT ?= 8000
 
-.PHONY: deps test bench demo fuzz dynamodb
+.PHONY: deps test bench bench-peers demo fuzz dynamodb
 
 deps: $(DYNALITE)
 	$(GO) mod download
@@ -27,12 +27,17 @@ test: deps
 	$(GO) build ./...
 	@echo "Running go test -race ./... (about 3 minutes on 2 cores; it prints nothing until each package is done)"
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	cd benchmarks && $(GO) vet ./... && $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRow$$' -fuzztime $(FUZZ_TIME) .
 
 bench: deps
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 60m .
+
+# Side by side with LaunchDarkly's official store, from the separate module in benchmarks/.
+bench-peers: deps
+	cd benchmarks && $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 60m .
 
 demo: deps
 	$(GO) run ./examples/demo

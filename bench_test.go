@@ -63,7 +63,7 @@ func reportWork(b *testing.B, m *lddynamodb.Metrics) {
 
 // benchData is n items, 90 % flags and 10 % segments, every item at the given version.
 func benchData(n, version int) []ldstoretypes.SerializedCollection {
-	return perfData(n-n/10, n/10, version)
+	return testenv.PerfData(n-n/10, n/10, version)
 }
 
 // benchColdInit times Init of data into a new empty table, once per iteration, by a store with
@@ -112,7 +112,7 @@ func benchReInit(b *testing.B, initial []ldstoretypes.SerializedCollection, vers
 func BenchmarkInit(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		data := benchData(n, 1)
-		changed := perfWithChanges(data, []int{len(data[0].Items) / 10, len(data[1].Items) / 10}, 2)
+		changed := testenv.PerfWithChanges(data, []int{len(data[0].Items) / 10, len(data[1].Items) / 10}, 2)
 		b.Run(fmt.Sprintf("items=%d/cold", n), func(b *testing.B) {
 			benchColdInit(b, data, func(*lddynamodb.DataStoreBuilder) {})
 		})
@@ -165,7 +165,7 @@ func (c slowHTTPClient) Do(req *http.Request) (*http.Response, error) {
 func benchStore(b *testing.B, m *lddynamodb.Metrics) subsystems.PersistentDataStore {
 	table := testenv.NewTable(b)
 	writer, _ := testenv.Build(b, testenv.DataStore(table))
-	require.NoError(b, writer.Init(perfData(1000, 100, 10)))
+	require.NoError(b, writer.Init(testenv.PerfData(1000, 100, 10)))
 	store, _ := testenv.Build(b, testenv.DataStore(table).Metrics(m))
 	return store
 }
@@ -176,7 +176,7 @@ func BenchmarkGet(b *testing.B) {
 	store := benchStore(b, m)
 	keys := make([]string, 1000)
 	for i := range keys {
-		keys[i] = perfFlag(i, 10).Key
+		keys[i] = testenv.PerfFlag(i, 10).Key
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -216,7 +216,7 @@ func BenchmarkUpsert(b *testing.B) {
 		// Each iteration raises one of the flags by one version, as a stream of updates would.
 		items := make([]ldstoretypes.KeyedSerializedItemDescriptor, b.N)
 		for i := range items {
-			items[i] = perfFlag(i%1000, 11+i/1000)
+			items[i] = testenv.PerfFlag(i%1000, 11+i/1000)
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -232,7 +232,7 @@ func BenchmarkUpsert(b *testing.B) {
 	b.Run("stale", func(b *testing.B) {
 		m := &lddynamodb.Metrics{}
 		store := benchStore(b, m)
-		stale := perfFlag(0, 9)
+		stale := testenv.PerfFlag(0, 9)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {

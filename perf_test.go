@@ -14,9 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
-	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
-	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
@@ -29,81 +26,6 @@ import (
 
 // perfBatchSize is DynamoDB's limit on the requests of one BatchWriteItem call.
 const perfBatchSize = 25
-
-// perfFlag is a flag shaped like a real one (targets, two rules, a rollout), about 1 KB as the
-// SDK serializes it: the size that decides write units and Query pages.
-func perfFlag(i, version int) ldstoretypes.KeyedSerializedItemDescriptor {
-	key := fmt.Sprintf("flag-%05d", i)
-	targets := make([]string, 5)
-	for j := range targets {
-		targets[j] = fmt.Sprintf("user-%05d-%d", i, j)
-	}
-	flag := ldbuilders.NewFlagBuilder(key).Version(version).On(true).Salt("salt-"+key).
-		Variations(ldvalue.String("control"), ldvalue.String("treatment-a"), ldvalue.String("treatment-b")).
-		OffVariation(0).
-		AddTarget(1, targets...).
-		AddRule(ldbuilders.NewRuleBuilder().ID(key+"-rule-country").Variation(2).Clauses(
-			ldbuilders.Clause("country", ldmodel.OperatorIn, ldvalue.String("gb"), ldvalue.String("fr"), ldvalue.String("de")),
-			ldbuilders.Clause("email", ldmodel.OperatorEndsWith, ldvalue.String("@example.com")))).
-		AddRule(ldbuilders.NewRuleBuilder().ID(key + "-rule-beta").Variation(1).Clauses(
-			ldbuilders.SegmentMatchClause(fmt.Sprintf("segment-%05d", i%50)))).
-		Fallthrough(ldbuilders.Rollout(ldbuilders.Bucket(0, 50000), ldbuilders.Bucket(1, 25000), ldbuilders.Bucket(2, 25000))).
-		TrackEvents(true).
-		Build()
-	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
-		Version:        version,
-		SerializedItem: ldstoreimpl.Features().Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &flag}),
-	}}
-}
-
-// perfSegment is a segment with included users and a rule, about 1 KB serialized.
-func perfSegment(i, version int) ldstoretypes.KeyedSerializedItemDescriptor {
-	key := fmt.Sprintf("segment-%05d", i)
-	included := make([]string, 38)
-	for j := range included {
-		included[j] = fmt.Sprintf("user-%05d-%02d", i, j)
-	}
-	segment := ldbuilders.NewSegmentBuilder(key).Version(version).Salt("salt-"+key).
-		Included(included...).Excluded("user-excluded-1", "user-excluded-2").
-		AddRule(ldbuilders.NewSegmentRuleBuilder().Clauses(
-			ldbuilders.Clause("plan", ldmodel.OperatorIn, ldvalue.String("enterprise"), ldvalue.String("team")))).
-		Build()
-	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
-		Version:        version,
-		SerializedItem: ldstoreimpl.Segments().Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &segment}),
-	}}
-}
-
-// perfData is a data set of flags and segments, every item at the given version.
-func perfData(flags, segments, version int) []ldstoretypes.SerializedCollection {
-	f := make([]ldstoretypes.KeyedSerializedItemDescriptor, flags)
-	for i := range f {
-		f[i] = perfFlag(i, version)
-	}
-	s := make([]ldstoretypes.KeyedSerializedItemDescriptor, segments)
-	for i := range s {
-		s[i] = perfSegment(i, version)
-	}
-	return testenv.AllData(f, s)
-}
-
-// perfWithChanges returns a copy of data in which the first changed items of each kind are rebuilt
-// at the given version.
-func perfWithChanges(data []ldstoretypes.SerializedCollection, changed []int, version int) []ldstoretypes.SerializedCollection {
-	out := make([]ldstoretypes.SerializedCollection, len(data))
-	for k, coll := range data {
-		items := append([]ldstoretypes.KeyedSerializedItemDescriptor(nil), coll.Items...)
-		for i := 0; i < changed[k]; i++ {
-			if coll.Kind == ldstoreimpl.Features() {
-				items[i] = perfFlag(i, version)
-			} else {
-				items[i] = perfSegment(i, version)
-			}
-		}
-		out[k] = ldstoretypes.SerializedCollection{Kind: coll.Kind, Items: items}
-	}
-	return out
-}
 
 // perfBatches is the number of BatchWriteItem calls that n writes need: ceil(n/25).
 func perfBatches(n int) int64 { return int64((n + perfBatchSize - 1) / perfBatchSize) }
@@ -198,7 +120,7 @@ func TestInitCallCounts(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
 	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
-	data := perfData(flags, segments, 1)
+	data := testenv.PerfData(flags, segments, 1)
 
 	type step struct {
 		name    string
@@ -207,9 +129,9 @@ func TestInitCallCounts(t *testing.T) {
 		deletes int                                 // rows that must be deleted
 		pages   int64                               // Query pages: one per namespace, two for 1.1 MB of features
 	}
-	changed := perfWithChanges(data, []int{110, 11}, 2) // 10 % of the items
+	changed := testenv.PerfWithChanges(data, []int{110, 11}, 2) // 10 % of the items
 	removed := []ldstoretypes.SerializedCollection{
-		{Kind: changed[0].Kind, Items: append(changed[0].Items[:flags-30:flags-30], perfFlag(flags, 1))},
+		{Kind: changed[0].Kind, Items: append(changed[0].Items[:flags-30:flags-30], testenv.PerfFlag(flags, 1))},
 		{Kind: changed[1].Kind, Items: changed[1].Items[:segments-7]},
 	}
 	steps := []step{
@@ -261,7 +183,7 @@ func TestColdInitCallCountMatchesFormula(t *testing.T) {
 			table := testenv.NewTable(t)
 			metrics := &lddynamodb.Metrics{}
 			store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
-			require.NoError(t, store.Init(perfData(n, 0, 1)))
+			require.NoError(t, store.Init(testenv.PerfData(n, 0, 1)))
 			assert.Equal(t, map[string]int64{"Query": 2, "BatchWriteItem": perfBatches(n), "PutItem": 1},
 				perfCalls(metrics.Snapshot()))
 		})
@@ -272,7 +194,7 @@ func TestColdInitCallCountMatchesFormula(t *testing.T) {
 // Each case starts from a table of its own holding 40 flags at version 5.
 func TestOperationCallCounts(t *testing.T) {
 	features := ldstoreimpl.Features()
-	newer, stored := perfFlag(0, 6), perfFlag(1, 5)
+	newer, stored := testenv.PerfFlag(0, 6), testenv.PerfFlag(1, 5)
 	cases := []struct {
 		name         string
 		op           func(t *testing.T, store subsystems.PersistentDataStore)
@@ -294,7 +216,7 @@ func TestOperationCallCounts(t *testing.T) {
 		{
 			name: "Upsert of a stale version",
 			op: func(t *testing.T, store subsystems.PersistentDataStore) {
-				stale := perfFlag(1, 4)
+				stale := testenv.PerfFlag(1, 4)
 				updated, err := store.Upsert(features, stale.Key, stale.Item)
 				require.NoError(t, err)
 				assert.False(t, updated)
@@ -334,7 +256,7 @@ func TestOperationCallCounts(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			metrics := &lddynamodb.Metrics{}
 			store, _ := testenv.Build(t, testenv.DataStore(testenv.NewTable(t)).Metrics(metrics))
-			require.NoError(t, store.Init(perfData(40, 0, 5)))
+			require.NoError(t, store.Init(testenv.PerfData(40, 0, 5)))
 			metrics.Reset()
 			c.op(t, store)
 			got := metrics.Snapshot()
@@ -353,7 +275,7 @@ func TestCapacityUnitsAreCounted(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
 	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
-	require.NoError(t, store.Init(perfData(100, 10, 1)))
+	require.NoError(t, store.Init(testenv.PerfData(100, 10, 1)))
 	written := metrics.Snapshot()
 	assert.GreaterOrEqual(t, written.CapacityUnits, float64(written.ItemsWritten))
 
@@ -388,7 +310,7 @@ func TestInitKeepsConcurrentNewerVersions(t *testing.T) {
 	features := ldstoreimpl.Features()
 	other, _ := testenv.Build(t, testenv.DataStore(table))
 	upsert := func(i, version int, want bool) {
-		item := perfFlag(i, version)
+		item := testenv.PerfFlag(i, version)
 		updated, err := other.Upsert(features, item.Key, item.Item)
 		require.NoError(t, err)
 		assert.Equal(t, want, updated, "concurrent upsert of %s version %d", item.Key, version)
@@ -407,7 +329,7 @@ func TestInitKeepsConcurrentNewerVersions(t *testing.T) {
 		var items []ldstoretypes.KeyedSerializedItemDescriptor
 		for i := 0; i < 10; i++ {
 			if v, ok := versions[i]; ok {
-				items = append(items, perfFlag(i, v))
+				items = append(items, testenv.PerfFlag(i, v))
 			}
 		}
 		return []ldstoretypes.SerializedCollection{{Kind: features, Items: items}}
@@ -436,7 +358,7 @@ func TestInitKeepsConcurrentNewerVersions(t *testing.T) {
 		var i int
 		_, err = fmt.Sscanf(key, "flag-%05d", &i)
 		require.NoError(t, err)
-		assert.Equal(t, perfFlag(i, version).Item, item, key)
+		assert.Equal(t, testenv.PerfFlag(i, version).Item, item, key)
 	}
 }
 
@@ -450,10 +372,10 @@ func TestInitRacingUpserts(t *testing.T) {
 	features := ldstoreimpl.Features()
 	store, _ := testenv.Build(t, testenv.DataStore(table))
 	other, _ := testenv.Build(t, testenv.DataStore(table))
-	require.NoError(t, store.Init(perfData(flags, 0, 10)))
+	require.NoError(t, store.Init(testenv.PerfData(flags, 0, 10)))
 
 	// Half the flags keep version 10, the other half move to 20.
-	next := perfWithChanges(perfData(flags, 0, 10), []int{flags / 2, 0}, 20)
+	next := testenv.PerfWithChanges(testenv.PerfData(flags, 0, 10), []int{flags / 2, 0}, 20)
 	initVersion := map[string]int{}
 	for _, it := range next[0].Items {
 		initVersion[it.Key] = it.Item.Version
@@ -466,7 +388,7 @@ func TestInitRacingUpserts(t *testing.T) {
 		defer close(done)
 		for round, version := range []int{5, 15, 30} {
 			for i := 0; i < flags; i++ {
-				item := perfFlag((i+round*67)%flags, version)
+				item := testenv.PerfFlag((i+round*67)%flags, version)
 				updated, err := other.Upsert(features, item.Key, item.Item)
 				if !assert.NoError(t, err) {
 					return
@@ -536,7 +458,7 @@ func TestEventuallyConsistentReads(t *testing.T) {
 		t.Run(fmt.Sprintf("ConsistentReads(%v)", consistent), func(t *testing.T) {
 			client := &perfRecordingClient{Client: testenv.Client(), consistent: map[string][]bool{}}
 			store, _ := testenv.Build(t, lddynamodb.DataStore(testenv.NewTable(t)).DynamoClient(client).ConsistentReads(consistent))
-			require.NoError(t, store.Init(perfData(3, 2, 1)))
+			require.NoError(t, store.Init(testenv.PerfData(3, 2, 1)))
 			assert.Equal(t, map[string][]bool{"Query": {true, true}}, client.take(), "Init")
 
 			_, err := store.Get(features, "flag-00000")
@@ -561,8 +483,8 @@ func TestInitStopsAtFirstFailedBatch(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
 	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).BatchConcurrency(1))
-	data := perfData(100, 0, 1)
-	data[0].Items[1] = perfFlag(0, 2)
+	data := testenv.PerfData(100, 0, 1)
+	data[0].Items[1] = testenv.PerfFlag(0, 2)
 
 	err := store.Init(data)
 	require.Error(t, err)
