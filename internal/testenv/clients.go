@@ -15,11 +15,23 @@ import (
 // the test fails. It waits up to 10 s for the client to initialize.
 func SDKClient(t *testing.T, config ld.Config) (*ld.LDClient, *ldlogtest.MockLog) {
 	t.Helper()
+	return makeSDKClient(t, config, 10*time.Second)
+}
+
+// SDKClientNoWait is SDKClient for a client whose data source may never get data: it returns as
+// soon as the client is made, without waiting for it to initialize.
+func SDKClientNoWait(t *testing.T, config ld.Config) (*ld.LDClient, *ldlogtest.MockLog) {
+	t.Helper()
+	return makeSDKClient(t, config, 0)
+}
+
+func makeSDKClient(t *testing.T, config ld.Config, waitFor time.Duration) (*ld.LDClient, *ldlogtest.MockLog) {
+	t.Helper()
 	mockLog := ldlogtest.NewMockLog()
 	config.Events = ldcomponents.NoEvents()
 	config.DiagnosticOptOut = true
 	config.Logging = ldcomponents.Logging().Loggers(mockLog.Loggers)
-	client, err := ld.MakeCustomClient("sdk-key", config, 10*time.Second)
+	client, err := ld.MakeCustomClient("sdk-key", config, waitFor)
 	if err != nil {
 		t.Fatalf("making SDK client: %v", err)
 	}
