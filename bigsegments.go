@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -20,12 +21,11 @@ import (
 //
 //	ldcomponents.BigSegments(lddynamodb.BigSegmentStore("my-table").Prefix("my-env"))
 //
-// It has the options it shares with DataStoreBuilder (Prefix, DynamoClient, ClientConfig,
-// ClientOptions, OperationTimeout, Metrics), documented with their type parameter B, which is
-// *BigSegmentStoreBuilder here. A big segment store and a data store may share one table, one
-// prefix and one Metrics. Build checks the options and makes no DynamoDB call.
+// Its setters are those of DataStoreBuilder that concern the table and the client, and they mean
+// the same. A big segment store and a data store may share one table, one prefix and one
+// Metrics. Build checks the options and makes no DynamoDB call.
 type BigSegmentStoreBuilder struct {
-	storeOptions[*BigSegmentStoreBuilder]
+	clientOptions
 }
 
 var _ subsystems.ComponentConfigurer[subsystems.BigSegmentStore] = (*BigSegmentStoreBuilder)(nil)
@@ -34,8 +34,48 @@ var _ subsystems.ComponentConfigurer[subsystems.BigSegmentStore] = (*BigSegmentS
 // which has the same key schema as the data store's (CreateTable makes one). The store only
 // reads: the Relay Proxy fills the table. It needs the IAM action dynamodb:GetItem.
 func BigSegmentStore(table string) *BigSegmentStoreBuilder {
-	b := &BigSegmentStoreBuilder{}
-	b.storeOptions = storeOptions[*BigSegmentStoreBuilder]{clientOptions: newClientOptions(table), self: b}
+	return &BigSegmentStoreBuilder{clientOptions: newClientOptions(table)}
+}
+
+// Prefix sets the prefix of the big segment rows' namespaces ("PREFIX:big_segments_user"): the
+// prefix that the Relay Proxy uses for the environment. The default is no prefix.
+func (b *BigSegmentStoreBuilder) Prefix(prefix string) *BigSegmentStoreBuilder {
+	b.prefix = prefix
+	return b
+}
+
+// DynamoClient sets a ready DynamoDB client instead of one made by Build, as
+// DataStoreBuilder.DynamoClient does. It cannot be combined with ClientConfig.
+func (b *BigSegmentStoreBuilder) DynamoClient(client Client) *BigSegmentStoreBuilder {
+	b.client = client
+	return b
+}
+
+// ClientConfig sets the AWS configuration from which Build makes the DynamoDB client, and adds
+// optFns to the client options, as DataStoreBuilder.ClientConfig does.
+func (b *BigSegmentStoreBuilder) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb.Options)) *BigSegmentStoreBuilder {
+	b.setClientConfig(cfg, optFns)
+	return b
+}
+
+// ClientOptions adds functions that adjust the DynamoDB client options (an endpoint, a Retryer),
+// as DataStoreBuilder.ClientOptions does.
+func (b *BigSegmentStoreBuilder) ClientOptions(optFns ...func(*dynamodb.Options)) *BigSegmentStoreBuilder {
+	b.addClientOptions(optFns)
+	return b
+}
+
+// OperationTimeout bounds each read, including the AWS SDK's own retries
+// (DefaultOperationTimeout).
+func (b *BigSegmentStoreBuilder) OperationTimeout(d time.Duration) *BigSegmentStoreBuilder {
+	b.timeout = d
+	return b
+}
+
+// Metrics sets a counter that the store adds its DynamoDB calls to; it may be shared with a data
+// store.
+func (b *BigSegmentStoreBuilder) Metrics(m *Metrics) *BigSegmentStoreBuilder {
+	b.metrics = m
 	return b
 }
 

@@ -28,7 +28,7 @@ const (
 
 // Client is the part of the DynamoDB API that the stores call. A *dynamodb.Client satisfies it;
 // any other implementation must behave like DynamoDB. Its methods map one to one to the IAM
-// actions that the README lists, so a wrapper can log or meter them.
+// actions that docs/table.md lists, so a wrapper can log or meter them.
 type Client interface {
 	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
@@ -120,57 +120,14 @@ func (o *clientOptions) callOptions() []func(*dynamodb.Options) {
 	return o.optFns
 }
 
-// storeOptions holds the options that DataStoreBuilder and BigSegmentStoreBuilder share, with
-// setters that return the builder B that embeds them, so that calls chain on either.
-type storeOptions[B any] struct {
-	clientOptions
-	self B
+// setClientConfig and addClientOptions are ClientConfig and ClientOptions for both builders.
+func (o *clientOptions) setClientConfig(cfg aws.Config, optFns []func(*dynamodb.Options)) {
+	o.awsConfig = &cfg
+	o.addClientOptions(optFns)
 }
 
-// Prefix sets a prefix for the namespaces of all rows, so that several LaunchDarkly environments
-// can share one table: rows go to "PREFIX:features" instead of "features". Use the same prefix as
-// the Relay Proxy or the other SDKs that share the table. The default is no prefix.
-func (b *storeOptions[B]) Prefix(prefix string) B {
-	b.prefix = prefix
-	return b.self
-}
-
-// DynamoClient sets a ready DynamoDB client (usually a *dynamodb.Client) instead of one made by
-// Build. ClientOptions still apply, on every call. It cannot be combined with ClientConfig.
-func (b *storeOptions[B]) DynamoClient(client Client) B {
-	b.client = client
-	return b.self
-}
-
-// ClientConfig sets the AWS configuration from which Build makes the DynamoDB client, instead of
-// the default configuration chain, and adds optFns to the client options (as ClientOptions). It
-// cannot be combined with DynamoClient.
-func (b *storeOptions[B]) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb.Options)) B {
-	b.awsConfig = &cfg
-	b.optFns = append(b.optFns, optFns...)
-	return b.self
-}
-
-// ClientOptions adds functions that adjust the DynamoDB client options, such as BaseEndpoint for
-// DynamoDB Local or a custom Retryer. They run after those of ClientConfig, in the order given,
-// whichever way the client is made.
-func (b *storeOptions[B]) ClientOptions(optFns ...func(*dynamodb.Options)) B {
-	b.optFns = append(b.optFns, optFns...)
-	return b.self
-}
-
-// OperationTimeout bounds every operation other than Init, including the AWS SDK's own retries
-// (DefaultOperationTimeout).
-func (b *storeOptions[B]) OperationTimeout(d time.Duration) B {
-	b.timeout = d
-	return b.self
-}
-
-// Metrics sets a counter that the store adds its DynamoDB work to: calls by operation, items and
-// bytes written, consumed capacity. One Metrics may be shared by several stores.
-func (b *storeOptions[B]) Metrics(m *Metrics) B {
-	b.metrics = m
-	return b.self
+func (o *clientOptions) addClientOptions(optFns []func(*dynamodb.Options)) {
+	o.optFns = append(o.optFns, optFns...)
 }
 
 // DataStoreBuilder configures the DynamoDB persistent data store. Create it with DataStore and
@@ -178,12 +135,10 @@ func (b *storeOptions[B]) Metrics(m *Metrics) B {
 //
 //	ldcomponents.PersistentDataStore(lddynamodb.DataStore("my-table")).CacheSeconds(30)
 //
-// Setters change the builder and return it, so they chain; the setters it shares with
-// BigSegmentStoreBuilder (Prefix, DynamoClient, ClientConfig, ClientOptions, OperationTimeout,
-// Metrics) are documented with their type parameter B, which is *DataStoreBuilder here. Build
-// checks the options and returns an error for any that cannot work; it makes no DynamoDB call.
+// Setters change the builder and return it, so they chain. Build checks the options and returns
+// an error for any that cannot work; it makes no DynamoDB call.
 type DataStoreBuilder struct {
-	storeOptions[*DataStoreBuilder]
+	clientOptions
 	batchConcurrency int
 	initTimeout      time.Duration
 	consistentReads  bool
@@ -199,12 +154,56 @@ var (
 // DynamoDB table. The table must exist, with a partition key "namespace" (S) and a sort key
 // "key" (S); CreateTable makes one.
 func DataStore(table string) *DataStoreBuilder {
-	b := &DataStoreBuilder{
+	return &DataStoreBuilder{
+		clientOptions:    newClientOptions(table),
 		batchConcurrency: DefaultBatchConcurrency,
 		initTimeout:      DefaultInitTimeout,
 		consistentReads:  true,
 	}
-	b.storeOptions = storeOptions[*DataStoreBuilder]{clientOptions: newClientOptions(table), self: b}
+}
+
+// Prefix sets a prefix for the namespaces of all rows, so that several LaunchDarkly environments
+// can share one table: rows go to "PREFIX:features" instead of "features". Use the same prefix as
+// the Relay Proxy or the other SDKs that share the table. The default is no prefix.
+func (b *DataStoreBuilder) Prefix(prefix string) *DataStoreBuilder {
+	b.prefix = prefix
+	return b
+}
+
+// DynamoClient sets a ready DynamoDB client (usually a *dynamodb.Client) instead of one made by
+// Build. ClientOptions still apply, on every call. It cannot be combined with ClientConfig.
+func (b *DataStoreBuilder) DynamoClient(client Client) *DataStoreBuilder {
+	b.client = client
+	return b
+}
+
+// ClientConfig sets the AWS configuration from which Build makes the DynamoDB client, instead of
+// the default configuration chain, and adds optFns to the client options (as ClientOptions). It
+// cannot be combined with DynamoClient.
+func (b *DataStoreBuilder) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
+	b.setClientConfig(cfg, optFns)
+	return b
+}
+
+// ClientOptions adds functions that adjust the DynamoDB client options, such as BaseEndpoint for
+// a local DynamoDB or a custom Retryer. They run after those of ClientConfig, in the order given,
+// whichever way the client is made.
+func (b *DataStoreBuilder) ClientOptions(optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
+	b.addClientOptions(optFns)
+	return b
+}
+
+// OperationTimeout bounds every operation other than Init, including the AWS SDK's own retries
+// (DefaultOperationTimeout).
+func (b *DataStoreBuilder) OperationTimeout(d time.Duration) *DataStoreBuilder {
+	b.timeout = d
+	return b
+}
+
+// Metrics sets a counter that the store adds its DynamoDB work to: calls by operation, items and
+// bytes written, consumed capacity. One Metrics may be shared by several stores.
+func (b *DataStoreBuilder) Metrics(m *Metrics) *DataStoreBuilder {
+	b.metrics = m
 	return b
 }
 

@@ -44,11 +44,12 @@ import (
 // before the server saw the call, half after).
 var relFaultMix = faults.Fault{ThrottleRate: 0.2, UnprocessedRate: 0.3, ResetBeforeRate: 0.025, ResetAfterRate: 0.025}
 
-// relDocumentedActions are the IAM actions that the README documents for the stores.
-var relDocumentedActions = map[string]bool{
-	"GetItem": true, "Query": true, "PutItem": true, "UpdateItem": true, "DeleteItem": true,
-	"BatchWriteItem": true, "ConditionCheckItem": true,
-}
+// relDocumentedActions are the IAM actions of the writer policy in docs/table.md, the least that
+// a data store which writes needs; relReaderActions those of the reader policy, for daemon mode.
+var (
+	relDocumentedActions = map[string]bool{"GetItem": true, "Query": true, "PutItem": true, "BatchWriteItem": true}
+	relReaderActions     = map[string]bool{"GetItem": true, "Query": true}
+)
 
 // relInjector returns a fault injector whose calls are checked, when the test ends, against the
 // documented IAM actions.
@@ -716,6 +717,26 @@ func TestReliabilityOnlyDocumentedActions(t *testing.T) {
 	sort.Strings(names)
 	t.Logf("actions called: %v", names)
 	assert.Equal(t, []string{"BatchWriteItem", "GetItem", "PutItem", "Query"}, names)
+
+	// A daemon-mode reader, and a big segment store, need only the reader policy.
+	readInj := faults.New(19, nil)
+	defer readInj.CloseIdleConnections()
+	reader, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(readInj.ClientOption()))
+	_, err = reader.Get(ldstoreimpl.Features(), "flag-00001")
+	require.NoError(t, err)
+	_, err = reader.GetAll(ldstoreimpl.Features())
+	require.NoError(t, err)
+	assert.True(t, reader.IsInitialized())
+	assert.True(t, reader.IsStoreAvailable())
+	bigSegments, _ := testenv.Build(t, testenv.BigSegmentStore(table).ClientOptions(readInj.ClientOption()))
+	_, err = bigSegments.GetMetadata()
+	require.NoError(t, err)
+	_, err = bigSegments.GetMembership("hash")
+	require.NoError(t, err)
+	for op := range readInj.CountByOp() {
+		assert.True(t, relReaderActions[op], "a reader called %s, which is not in the reader policy", op)
+	}
+	assert.NotZero(t, readInj.CountByOp()["Query"])
 }
 
 // TestReliabilityInitRetriesWithClientRetriesOff turns the AWS SDK's retries off, so that every

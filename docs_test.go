@@ -1,0 +1,65 @@
+package lddynamodb_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The Go snippets of the README and docs/ are copied from the package's examples, which compile:
+// every run of non-blank lines of a snippet must be found, line by line, in consecutive lines of
+// an Example function (a snippet line may be part of the example's line).
+func TestDocSnippetsAreExamples(t *testing.T) {
+	var examples []string
+	sources, err := filepath.Glob("*_test.go")
+	require.NoError(t, err)
+	for _, name := range sources {
+		data, err := os.ReadFile(name)
+		require.NoError(t, err)
+		if strings.Contains(string(data), "\nfunc Example") {
+			for _, line := range strings.Split(string(data), "\n") {
+				examples = append(examples, strings.TrimSpace(line))
+			}
+		}
+	}
+	docs, err := filepath.Glob("docs/*.md")
+	require.NoError(t, err)
+	snippets := 0
+	for _, doc := range append([]string{"README.md"}, docs...) {
+		data, err := os.ReadFile(doc)
+		require.NoError(t, err)
+		for i, block := range strings.Split(string(data), "```go\n")[1:] {
+			code, _, _ := strings.Cut(block, "```")
+			for _, run := range strings.Split(code, "\n\n") {
+				snippets++
+				lines := strings.Split(strings.TrimSpace(run), "\n")
+				assert.True(t, foundIn(examples, lines), "%s, Go snippet %d: not in an example:\n%s", doc, i+1, run)
+			}
+		}
+	}
+	assert.NotZero(t, snippets)
+}
+
+// foundIn says whether the lines are parts of consecutive lines of the source.
+func foundIn(source, lines []string) bool {
+	for start := range source {
+		if start+len(lines) > len(source) {
+			return false
+		}
+		match := true
+		for j, line := range lines {
+			if !strings.Contains(source[start+j], strings.TrimSpace(line)) {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
