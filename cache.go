@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,44 +19,66 @@ import (
 // serving flags through an outage longer than its TTL, instead of every flag falling back to its
 // default. Zero, the default, turns it off.
 //
-// Errors that no retry fixes (a missing table, access denied, a bad request, an undecodable row)
-// are always returned. A deleted item is remembered as deleted, so it never comes back. The first
-// read served stale in an outage logs a warning; each one is counted in Metrics.StaleReads, and
-// each failed call in Metrics.Errors. IsStoreAvailable still reports the truth, but the SDK only
-// asks it after a read has failed, so while stale data answers every read the SDK's
-// DataStoreStatusProvider keeps reporting the store as available: watch the warning and Metrics.
+// Errors that no retry fixes (a missing table, access denied, a bad request, an undecodable row) are always returned. What the layer learns is ordered by when
+// each operation started: a read that started before a write or an Init finished never replaces
+// what that write or Init stored, even if it returns later, and a higher version of an item
+// always wins. So a deleted item is remembered as deleted, and an item that an Init removed as
+// absent: neither comes back. With ConsistentReads(false), a read that starts within about a
+// second of a write may still see the row before it, as DynamoDB itself may answer.
 //
-// Cost: one entry per flag or segment key the store has read or written (the serialized item, as
-// large as the item itself: about as much memory again as the SDK's own cache of the same data),
-// kept while the store is open. No goroutines.
+// The first read served stale in an outage logs a warning; each one is counted in
+// Metrics.StaleReads, and each failed call in Metrics.Errors. IsStoreAvailable still reports the
+// truth, but the SDK only asks it after a read has failed, so while stale data answers every read
+// the SDK's DataStoreStatusProvider keeps reporting the store as available: watch the warning and
+// Metrics.
+//
+// Cost: one entry per flag or segment key read or written within the last maxAge (the
+// serialized item, about as much memory again as the SDK's own cache of the same data, or a few
+// dozen bytes for a key found absent). Entries older than maxAge are dropped when new keys arrive,
+// so each kind holds at most twice the number of keys read or written within maxAge (or 1,024,
+// whichever is more), however many distinct keys callers ask for. No goroutines.
 func (b *DataStoreBuilder) StaleIfError(maxAge time.Duration) *DataStoreBuilder {
 	b.staleMaxAge = maxAge
 	return b
 }
 
+// staleSweepMin is how many entries a kind may hold before the first sweep of old ones.
+const staleSweepMin = 1024
+
 // staleCache is the last-known-good layer behind StaleIfError. A nil *staleCache is off: its
 // methods store nothing and return the error they are given.
+//
+// Operations are numbered from seq: a read takes its number before it calls DynamoDB (begin),
+// a write when it has finished. An entry learned by operation n reflects every write that
+// finished before n, so a read numbered below an entry's number may be older than the entry and
+// never replaces it.
 type staleCache struct {
 	maxAge  time.Duration
 	now     func() time.Time
 	loggers ldlog.Loggers
 	metrics *Metrics
+	seq     atomic.Uint64
 
 	mu     sync.Mutex
 	kinds  map[string]*staleKind // by kind name
 	outage bool                  // a stale read was served and no read has succeeded since
 }
 
-// staleKind holds what is known of one kind: each key's newest item (with a not-found
-// descriptor for keys known to be absent) and when the whole set was last read or written.
+// staleKind holds what is known of one kind: each key's newest item (a not-found descriptor
+// for a key that a Get found absent), and when the whole set was last read or written. A key
+// with no entry is absent if the kind's complete set is fresh.
 type staleKind struct {
 	items    map[string]staleItem
-	complete time.Time
+	complete time.Time // when the last complete set was read or written; every entry is as fresh
+	listed   uint64    // the number of the operation that learned the complete set
+	barrier  uint64    // reads numbered below are ignored: an Init or a sweep came after they started
+	sweepAt  int       // the number of entries at which to drop those older than maxAge
 }
 
 type staleItem struct {
 	item ldstoretypes.SerializedItemDescriptor
-	at   time.Time
+	at   time.Time // when the entry was last read or written
+	seq  uint64    // the number of the operation it was learned from
 }
 
 func newStaleCache(maxAge time.Duration, loggers ldlog.Loggers, metrics *Metrics) *staleCache {
@@ -73,22 +96,72 @@ func isTransient(err error) bool {
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
 
+// begin numbers a read that is about to call DynamoDB.
+func (c *staleCache) begin() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.seq.Add(1)
+}
+
 func (c *staleCache) kind(kind ldstoretypes.DataKind) *staleKind {
 	k := c.kinds[kind.GetName()]
 	if k == nil {
-		k = &staleKind{items: map[string]staleItem{}}
+		k = &staleKind{items: map[string]staleItem{}, sweepAt: staleSweepMin}
 		c.kinds[kind.GetName()] = k
 	}
 	return k
 }
 
-// setLocked keeps the newer of the known and the new item, so that a slow read cannot replace
-// what a later Upsert wrote. A key found absent replaces anything: only an Init removes rows.
-func (k *staleKind) setLocked(key string, item ldstoretypes.SerializedItemDescriptor, at time.Time) {
-	if old, ok := k.items[key]; ok && item.Version >= 0 && old.item.Version > item.Version {
-		item = old.item
+// setLocked records what operation seq learned of a key. Of two versions of an item the higher
+// wins whatever the order; otherwise, and against "absent" (which has no version), the entry of
+// the later operation wins.
+func (c *staleCache) setLocked(k *staleKind, key string, item ldstoretypes.SerializedItemDescriptor, seq uint64, now time.Time) {
+	old, known := k.items[key]
+	if !known {
+		if seq < k.listed {
+			return // absent in the complete set read after this read started
+		}
+		if len(k.items) >= k.sweepAt {
+			c.sweepLocked(k, now)
+		}
+		k.items[key] = staleItem{item: item, at: now, seq: seq}
+		return
 	}
-	k.items[key] = staleItem{item: item, at: at}
+	later := seq > old.seq
+	if item.Version >= 0 && old.item.Version >= 0 {
+		if item.Version != old.item.Version {
+			later = item.Version > old.item.Version
+		}
+		old.seq = max(old.seq, seq) // the kept version was still the newest when seq started
+	}
+	if later {
+		old = staleItem{item: item, at: now, seq: seq}
+	}
+	k.items[key] = old
+}
+
+// sweepLocked drops the entries of a kind older than maxAge, which can never be served again,
+// into a new map (a Go map never shrinks), and sweeps again once the kind has doubled, so that
+// sweeping costs O(1) per new key.
+func (c *staleCache) sweepLocked(k *staleKind, now time.Time) {
+	old := 0
+	for _, it := range k.items {
+		if now.Sub(it.at) > c.maxAge {
+			old++
+		}
+	}
+	if old > 0 {
+		kept := make(map[string]staleItem, len(k.items)-old)
+		for key, it := range k.items {
+			if now.Sub(it.at) <= c.maxAge {
+				kept[key] = it
+			}
+		}
+		k.items = kept
+		k.barrier = c.seq.Add(1) // a read in flight must not bring back what was dropped
+	}
+	k.sweepAt = max(2*len(k.items), staleSweepMin)
 }
 
 // succeededLocked ends an outage, if one was being served around: any successful read or write
@@ -100,71 +173,95 @@ func (c *staleCache) succeededLocked() {
 	}
 }
 
-func (c *staleCache) storeItem(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor) {
+// storeRead records what a Get numbered seq (by begin) read: the item, or a not-found descriptor.
+func (c *staleCache) storeRead(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor, seq uint64) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.kind(kind).setLocked(key, item, c.now())
 	c.succeededLocked()
+	if k := c.kind(kind); seq > k.barrier {
+		c.setLocked(k, key, item, seq, c.now())
+	}
 }
 
-// storeAll records a complete read of a kind. Keys that are no longer there are remembered as
-// absent.
-func (c *staleCache) storeAll(kind ldstoretypes.DataKind, items []ldstoretypes.KeyedSerializedItemDescriptor) {
+// storeWrite records an item that an Upsert has just written.
+func (c *staleCache) storeWrite(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
-	k := c.kind(kind)
-	present := make(map[string]bool, len(items))
-	for _, it := range items {
-		present[it.Key] = true
-		k.setLocked(it.Key, it.Item, now)
+	c.succeededLocked()
+	c.setLocked(c.kind(kind), key, item, c.seq.Add(1), c.now())
+}
+
+// storeAll records a complete read of a kind by a GetAll numbered seq. A key it did not list is
+// forgotten, and so reads as absent, unless it was learned after the read started.
+func (c *staleCache) storeAll(kind ldstoretypes.DataKind, items []ldstoretypes.KeyedSerializedItemDescriptor, seq uint64) {
+	if c == nil {
+		return
 	}
-	for key := range k.items {
-		if !present[key] {
-			k.items[key] = staleItem{item: ldstoretypes.SerializedItemDescriptor{}.NotFound(), at: now}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.succeededLocked()
+	k := c.kind(kind)
+	if seq < k.barrier || seq < k.listed {
+		return
+	}
+	now := c.now()
+	k.listed = seq
+	for _, it := range items {
+		c.setLocked(k, it.Key, it.Item, seq, now)
+	}
+	for key, known := range k.items {
+		if known.seq < seq {
+			delete(k.items, key)
+			continue
 		}
+		known.at = now
+		k.items[key] = known
 	}
 	k.complete = now
-	c.succeededLocked()
 }
 
-// replaceAll records an Init, which replaces everything regardless of versions.
+// replaceAll records an Init that has finished: it replaces everything regardless of versions,
+// and reads that started before it ended are ignored.
 func (c *staleCache) replaceAll(allData []ldstoretypes.SerializedCollection) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.succeededLocked()
 	now := c.now()
+	seq := c.seq.Add(1)
 	for _, coll := range allData {
 		k := c.kind(coll.Kind)
-		for key := range k.items {
-			k.items[key] = staleItem{item: ldstoretypes.SerializedItemDescriptor{}.NotFound(), at: now}
-		}
+		k.items = make(map[string]staleItem, len(coll.Items))
 		for _, it := range coll.Items {
-			k.items[it.Key] = staleItem{item: it.Item, at: now}
+			k.items[it.Key] = staleItem{item: it.Item, at: now, seq: seq}
 		}
-		k.complete = now
+		k.complete, k.listed, k.barrier = now, seq, seq
+		k.sweepAt = max(2*len(k.items), staleSweepMin)
 	}
-	c.succeededLocked()
 }
 
-// item answers a failed Get: the known item if the failure is transient and the item fresh
-// enough, otherwise err.
+// item answers a failed Get: the known item (or absent, for a key missing from a complete set)
+// if the failure is transient and what is known fresh enough, otherwise err.
 func (c *staleCache) item(kind ldstoretypes.DataKind, key string, err error) (ldstoretypes.SerializedItemDescriptor, error) {
 	if c == nil || !isTransient(err) {
 		return ldstoretypes.SerializedItemDescriptor{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	known, ok := c.kind(kind).items[key]
-	if !ok || c.now().Sub(known.at) > c.maxAge {
+	k := c.kind(kind)
+	known, ok := k.items[key]
+	if !ok {
+		known = staleItem{item: ldstoretypes.SerializedItemDescriptor{}.NotFound(), at: k.complete}
+	}
+	if known.at.IsZero() || c.now().Sub(known.at) > c.maxAge {
 		return ldstoretypes.SerializedItemDescriptor{}, err
 	}
 	c.servedStaleLocked(err)

@@ -126,7 +126,7 @@ func TestStaleCacheMasksOnlyTransientErrors(t *testing.T) {
 	for _, tt := range maskedErrors {
 		t.Run("masked "+tt.name, func(t *testing.T) {
 			c := newStaleTestCache(t)
-			c.storeItem(scFeatures, "f", known)
+			c.read(scFeatures, "f", known)
 			got, err := c.item(scFeatures, "f", tt.err)
 			require.NoError(t, err)
 			assert.Equal(t, known, got)
@@ -139,7 +139,7 @@ func TestStaleCacheMasksOnlyTransientErrors(t *testing.T) {
 	for _, tt := range unmaskedErrors {
 		t.Run("not masked "+tt.name, func(t *testing.T) {
 			c := newStaleTestCache(t)
-			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", known)})
+			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", known)})
 			_, err := c.item(scFeatures, "f", tt.err)
 			assert.Equal(t, tt.err, err)
 			all, err := c.all(scFeatures, tt.err)
@@ -153,8 +153,8 @@ func TestStaleCacheMasksOnlyTransientErrors(t *testing.T) {
 func TestStaleCacheOff(t *testing.T) {
 	var c *staleCache = newStaleCache(0, ldlog.NewDisabledLoggers(), &Metrics{})
 	require.Nil(t, c)
-	c.storeItem(scFeatures, "f", scItem(1, "v1"))
-	c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+	c.read(scFeatures, "f", scItem(1, "v1"))
+	c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
 	c.replaceAll([]ldstoretypes.SerializedCollection{{Kind: scFeatures}})
 	failure := maskedErrors[0].err
 	_, err := c.item(scFeatures, "f", failure)
@@ -179,7 +179,7 @@ func TestStaleCacheAgeLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newStaleTestCache(t)
-			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
 			c.advance(tt.age)
 
 			got, err := c.item(scFeatures, "f", failure)
@@ -199,7 +199,7 @@ func TestStaleCacheAgeLimit(t *testing.T) {
 	}
 	t.Run("key never read", func(t *testing.T) {
 		c := newStaleTestCache(t)
-		c.storeItem(scFeatures, "other", scItem(1, "v1"))
+		c.read(scFeatures, "other", scItem(1, "v1"))
 		_, err := c.item(scFeatures, "f", failure)
 		assert.Equal(t, failure, err)
 		_, err = c.item(scSegments, "other", failure)
@@ -221,30 +221,30 @@ func TestStaleCacheRefresh(t *testing.T) {
 		},
 		{
 			name:    "Get",
-			refresh: func(c *staleTestCache) { c.storeItem(scFeatures, "f", scItem(2, "v2")) },
+			refresh: func(c *staleTestCache) { c.read(scFeatures, "f", scItem(2, "v2")) },
 			want:    ptr(scItem(2, "v2")),
 		},
 		{
 			name:    "Get finding the key absent",
-			refresh: func(c *staleTestCache) { c.storeItem(scFeatures, "f", scAbsent) },
+			refresh: func(c *staleTestCache) { c.read(scFeatures, "f", scAbsent) },
 			want:    ptr(scAbsent),
 		},
 		{
 			name: "GetAll",
 			refresh: func(c *staleTestCache) {
-				c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2")), scKeyed("g", scItem(1, "g1"))})
+				c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2")), scKeyed("g", scItem(1, "g1"))})
 			},
 			want:    ptr(scItem(2, "v2")),
 			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2")), scKeyed("g", scItem(1, "g1"))},
 		},
 		{
 			name:    "Upsert",
-			refresh: func(c *staleTestCache) { c.storeItem(scFeatures, "f", scItem(3, "v3")) },
+			refresh: func(c *staleTestCache) { c.storeWrite(scFeatures, "f", scItem(3, "v3")) },
 			want:    ptr(scItem(3, "v3")),
 		},
 		{
 			name:    "Upsert of a deletion",
-			refresh: func(c *staleTestCache) { c.storeItem(scFeatures, "f", scDeleted(3)) },
+			refresh: func(c *staleTestCache) { c.storeWrite(scFeatures, "f", scDeleted(3)) },
 			want:    ptr(scDeleted(3)),
 		},
 		{
@@ -259,7 +259,7 @@ func TestStaleCacheRefresh(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newStaleTestCache(t)
-			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
 			c.advance(staleTestMaxAge / 2)
 			tt.refresh(c)
 			c.advance(staleTestMaxAge/2 + time.Second) // older than the max age, if not refreshed
@@ -293,7 +293,7 @@ func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
 		{
 			name: "deleted by Upsert",
 			steps: func(c *staleTestCache) {
-				c.storeItem(scFeatures, "f", scDeleted(2))
+				c.storeWrite(scFeatures, "f", scDeleted(2))
 			},
 			want:    scDeleted(2),
 			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(2)), scKeyed("g", scItem(1, "g1"))},
@@ -301,9 +301,9 @@ func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
 		{
 			name: "a slow read of the old version after the deletion",
 			steps: func(c *staleTestCache) {
-				c.storeItem(scFeatures, "f", scDeleted(2))
-				c.storeItem(scFeatures, "f", scItem(1, "v1"))
-				c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))})
+				c.storeWrite(scFeatures, "f", scDeleted(2))
+				c.read(scFeatures, "f", scItem(1, "v1"))
+				c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))})
 			},
 			want:    scDeleted(2),
 			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(2)), scKeyed("g", scItem(1, "g1"))},
@@ -311,7 +311,7 @@ func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
 		{
 			name: "tombstone read from the table",
 			steps: func(c *staleTestCache) {
-				c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(5)), scKeyed("g", scItem(1, "g1"))})
+				c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(5)), scKeyed("g", scItem(1, "g1"))})
 			},
 			want:    scDeleted(5),
 			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(5)), scKeyed("g", scItem(1, "g1"))},
@@ -319,7 +319,7 @@ func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
 		{
 			name: "row removed, found absent by Get",
 			steps: func(c *staleTestCache) {
-				c.storeItem(scFeatures, "f", scAbsent)
+				c.read(scFeatures, "f", scAbsent)
 			},
 			want:    scAbsent,
 			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))},
@@ -327,7 +327,7 @@ func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
 		{
 			name: "row removed, missing from GetAll",
 			steps: func(c *staleTestCache) {
-				c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))})
+				c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))})
 			},
 			want:    scAbsent,
 			allWant: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("g", scItem(1, "g1"))},
@@ -357,7 +357,7 @@ func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newStaleTestCache(t)
-			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))})
+			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))})
 			tt.steps(c)
 
 			got, err := c.item(scFeatures, "f", failure)
@@ -388,11 +388,11 @@ func TestStaleCacheKeepsNewestVersion(t *testing.T) {
 		for _, via := range []string{"Get", "GetAll"} {
 			t.Run(tt.name+" via "+via, func(t *testing.T) {
 				c := newStaleTestCache(t)
-				c.storeItem(scFeatures, "f", tt.first)
+				c.storeWrite(scFeatures, "f", tt.first)
 				if via == "Get" {
-					c.storeItem(scFeatures, "f", tt.read)
+					c.read(scFeatures, "f", tt.read)
 				} else {
-					c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", tt.read)})
+					c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", tt.read)})
 				}
 				got, err := c.item(scFeatures, "f", failure)
 				require.NoError(t, err)
@@ -402,7 +402,7 @@ func TestStaleCacheKeepsNewestVersion(t *testing.T) {
 	}
 	t.Run("Init replaces a newer version", func(t *testing.T) {
 		c := newStaleTestCache(t)
-		c.storeItem(scFeatures, "f", scItem(7, "v7"))
+		c.storeWrite(scFeatures, "f", scItem(7, "v7"))
 		c.replaceAll([]ldstoretypes.SerializedCollection{{Kind: scFeatures, Items: []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2"))}}})
 		got, err := c.item(scFeatures, "f", failure)
 		require.NoError(t, err)
@@ -413,7 +413,7 @@ func TestStaleCacheKeepsNewestVersion(t *testing.T) {
 func TestStaleCacheWarnsOncePerOutage(t *testing.T) {
 	c := newStaleTestCache(t)
 	failure := maskedErrors[0].err
-	c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+	c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
 
 	serve := func(n int) {
 		for i := 0; i < n; i++ {
@@ -428,9 +428,9 @@ func TestStaleCacheWarnsOncePerOutage(t *testing.T) {
 	assert.True(t, c.log.HasMessageMatch(ldlog.Warn, "ThrottlingException"), "the warning names the error")
 	assert.Empty(t, c.log.GetOutput(ldlog.Info))
 
-	c.storeItem(scFeatures, "f", scItem(1, "v1")) // a read succeeds: the outage is over
+	c.read(scFeatures, "f", scItem(1, "v1")) // a read succeeds: the outage is over
 	assert.Len(t, c.log.GetOutput(ldlog.Info), 1)
-	c.storeItem(scFeatures, "f", scItem(1, "v1"))
+	c.read(scFeatures, "f", scItem(1, "v1"))
 	assert.Len(t, c.log.GetOutput(ldlog.Info), 1, "the end of an outage is logged once")
 
 	serve(3)
@@ -484,10 +484,10 @@ func TestStaleCacheConcurrentUse(t *testing.T) {
 				version := w*rounds + i // unique to this write
 				switch (w + i) % 4 {
 				case 0:
-					c.storeItem(scFeatures, key, itemOf(key, version))
+					c.storeWrite(scFeatures, key, itemOf(key, version))
 					stored[key] = true
 				case 1:
-					c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed(key, itemOf(key, version))})
+					c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed(key, itemOf(key, version))})
 					stored[key], complete = true, true
 				case 2:
 					got, err := c.item(scFeatures, key, failure)
@@ -530,8 +530,167 @@ func TestStaleCacheConcurrentUse(t *testing.T) {
 	assert.Positive(t, answered.Load(), "Gets answered from the cache")
 	assert.Positive(t, answeredAll.Load(), "GetAlls answered from the cache")
 	last := itemOf("a", workers*rounds) // newer than every write above
-	c.storeItem(scFeatures, "a", last)
+	c.storeWrite(scFeatures, "a", last)
 	got, err := c.item(scFeatures, "a", failure)
 	require.NoError(t, err)
 	assert.Equal(t, last, got)
+}
+
+// read records a Get that started now and returned at once.
+func (c *staleCache) read(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor) {
+	c.storeRead(kind, key, item, c.begin())
+}
+
+// readAll records a GetAll that started now and returned at once.
+func (c *staleCache) readAll(kind ldstoretypes.DataKind, items []ldstoretypes.KeyedSerializedItemDescriptor) {
+	c.storeAll(kind, items, c.begin())
+}
+
+// TestStaleCacheOrdersByStart numbers reads by begin before the writes and Inits they overlap,
+// and records them after, as a slow read returns: what a read learned never replaces what an
+// operation that finished after the read started stored, and a higher version always wins.
+func TestStaleCacheOrdersByStart(t *testing.T) {
+	failure := maskedErrors[0].err
+	f1, g1 := scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))
+	initWith := func(c *staleTestCache, items ...ldstoretypes.KeyedSerializedItemDescriptor) {
+		c.replaceAll([]ldstoretypes.SerializedCollection{{Kind: scFeatures, Items: items}})
+	}
+	tests := []struct {
+		name    string
+		steps   func(c *staleTestCache)
+		want    *ldstoretypes.SerializedItemDescriptor       // what Get of "f" serves; nil: not served
+		allWant []ldstoretypes.KeyedSerializedItemDescriptor // what GetAll serves
+	}{
+		{"Get read absent before an Upsert", func(c *staleTestCache) {
+			initWith(c, g1)
+			get := c.begin()
+			c.storeWrite(scFeatures, "f", scItem(1, "v1"))
+			c.storeRead(scFeatures, "f", scAbsent, get)
+		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
+		{"Get read absent after an Upsert", func(c *staleTestCache) {
+			initWith(c, g1)
+			c.storeWrite(scFeatures, "f", scItem(1, "v1"))
+			c.storeRead(scFeatures, "f", scAbsent, c.begin()) // another writer removed the row
+		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		{"Get read a higher version before an Upsert", func(c *staleTestCache) {
+			initWith(c, g1)
+			get := c.begin()
+			c.storeWrite(scFeatures, "f", scItem(1, "v1"))
+			c.storeRead(scFeatures, "f", scItem(2, "v2"), get) // another writer's newer row
+		}, ptr(scItem(2, "v2")), []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2")), g1}},
+		{"Get read an item before an Init removed it", func(c *staleTestCache) {
+			initWith(c, f1, g1)
+			get := c.begin()
+			initWith(c, g1)
+			c.storeRead(scFeatures, "f", scItem(1, "v1"), get)
+		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		{"Get read a newer version before an Init set an older one", func(c *staleTestCache) {
+			initWith(c, scKeyed("f", scItem(5, "v5")))
+			get := c.begin()
+			initWith(c, f1)
+			c.storeRead(scFeatures, "f", scItem(5, "v5"), get)
+		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1}},
+		{"GetAll read before an Upsert created a flag", func(c *staleTestCache) {
+			initWith(c, g1)
+			getAll := c.begin()
+			c.storeWrite(scFeatures, "f", scItem(1, "v1"))
+			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{g1}, getAll)
+		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
+		{"GetAll read before an Init", func(c *staleTestCache) {
+			initWith(c, f1)
+			getAll := c.begin()
+			initWith(c, g1)
+			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{f1}, getAll)
+		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		{"GetAll returning after a later GetAll", func(c *staleTestCache) {
+			first := c.begin()
+			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{g1})
+			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}, first)
+		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		{"Get returning after a later GetAll that did not list the key", func(c *staleTestCache) {
+			get := c.begin()
+			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{g1})
+			c.storeRead(scFeatures, "f", scItem(1, "v1"), get)
+		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		{"GetAll that did not list a key found by a later Get", func(c *staleTestCache) {
+			getAll := c.begin()
+			c.read(scFeatures, "f", scItem(1, "v1"))
+			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{g1}, getAll)
+		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
+		{"GetAll after a Get found a key absent", func(c *staleTestCache) {
+			c.read(scFeatures, "f", scAbsent)
+			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1})
+		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
+		{"Upsert of a deletion after a slow read of the item", func(c *staleTestCache) {
+			initWith(c, f1)
+			get := c.begin()
+			c.storeWrite(scFeatures, "f", scDeleted(2))
+			c.storeRead(scFeatures, "f", scItem(1, "v1"), get)
+		}, ptr(scDeleted(2)), []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(2))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newStaleTestCache(t)
+			tt.steps(c)
+			got, err := c.item(scFeatures, "f", failure)
+			if tt.want == nil {
+				assert.Equal(t, failure, err)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, *tt.want, got)
+			}
+			all, err := c.all(scFeatures, failure)
+			require.NoError(t, err)
+			assert.ElementsMatch(t, tt.allWant, all)
+		})
+	}
+}
+
+// TestStaleCacheMemoryIsBounded reads a stream of distinct keys that do not exist, as a service
+// evaluating caller-supplied flag keys does, 10 ms apart: the layer must keep no more than twice
+// the keys read within maxAge (and at most staleSweepMin when each is older than that).
+func TestStaleCacheMemoryIsBounded(t *testing.T) {
+	const (
+		keys = 100_000
+		step = 10 * time.Millisecond
+	)
+	failure := maskedErrors[0].err
+	within := int(staleTestMaxAge / step) // keys read within maxAge of each other
+	tests := []struct {
+		name       string
+		step       time.Duration
+		getAllEach int // a GetAll every that many keys, as the SDK's AllFlags does; 0: none
+		min, max   int // the bounds of the peak entry count
+	}{
+		{"Gets only", step, 0, within, 2 * (within + 1)},
+		{"Gets and GetAlls", step, within / 2, 1, 2 * (within + 1)},
+		{"each key older than maxAge", staleTestMaxAge, 0, 1, staleSweepMin},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newStaleTestCache(t)
+			peak := 0
+			for i := 0; i < keys; i++ {
+				if tt.getAllEach > 0 && i%tt.getAllEach == 0 {
+					c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
+				}
+				c.read(scFeatures, fmt.Sprintf("missing-%d", i), scAbsent)
+				c.advance(tt.step)
+				peak = max(peak, len(c.kinds[scFeatures.GetName()].items))
+			}
+			t.Logf("%d distinct absent keys, %v apart: at most %d entries", keys, tt.step, peak)
+			assert.LessOrEqual(t, peak, tt.max)
+			assert.GreaterOrEqual(t, peak, tt.min)
+
+			c.advance(-tt.step) // the last key was read just now
+			got, err := c.item(scFeatures, fmt.Sprintf("missing-%d", keys-1), failure)
+			require.NoError(t, err)
+			assert.Equal(t, scAbsent, got)
+			if tt.getAllEach > 0 {
+				got, err := c.item(scFeatures, "f", failure)
+				require.NoError(t, err, "a flag that exists is kept")
+				assert.Equal(t, scItem(1, "v1"), got)
+			}
+		})
+	}
 }

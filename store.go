@@ -288,6 +288,7 @@ func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.Serial
 	ctx, cancel := s.operation()
 	defer cancel()
 	namespace := Namespace(s.prefix, kind)
+	seq := s.stale.begin()
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &s.table,
 		Key:            rowKey(namespace, key),
@@ -297,14 +298,14 @@ func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.Serial
 		return s.stale.item(kind, key, s.errorf(err, "get %s %q", kind, key))
 	}
 	if out.Item == nil {
-		s.stale.storeItem(kind, key, ldstoretypes.SerializedItemDescriptor{}.NotFound())
+		s.stale.storeRead(kind, key, ldstoretypes.SerializedItemDescriptor{}.NotFound(), seq)
 		return ldstoretypes.SerializedItemDescriptor{}.NotFound(), nil
 	}
 	_, item, err := DecodeRow(out.Item)
 	if err != nil {
 		return ldstoretypes.SerializedItemDescriptor{}, s.errorf(err, "get %s %q", kind, key)
 	}
-	s.stale.storeItem(kind, key, item)
+	s.stale.storeRead(kind, key, item, seq)
 	return item, nil
 }
 
@@ -312,6 +313,7 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 	ctx, cancel := s.operation()
 	defer cancel()
 	var items []ldstoretypes.KeyedSerializedItemDescriptor
+	seq := s.stale.begin()
 	err := s.query(ctx, Namespace(s.prefix, kind), s.consistentReads, nil, func(row map[string]types.AttributeValue) error {
 		key, item, err := DecodeRow(row)
 		if err != nil {
@@ -324,7 +326,7 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 		// An undecodable row is not transient, so stale data never hides it.
 		return s.stale.all(kind, s.errorf(err, "get all %s", kind))
 	}
-	s.stale.storeAll(kind, items)
+	s.stale.storeAll(kind, items, seq)
 	return items, nil
 }
 
@@ -361,7 +363,7 @@ func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes
 	if err != nil {
 		return false, s.errorf(err, "upsert %s %q version %d", kind, key, item.Version)
 	}
-	s.stale.storeItem(kind, key, item)
+	s.stale.storeWrite(kind, key, item)
 	return true, nil
 }
 
