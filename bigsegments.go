@@ -189,7 +189,7 @@ func (s *bigSegmentStore) stringSet(row map[string]types.AttributeValue, namespa
 }
 
 func (s *bigSegmentStore) errorf(err error, namespace, key string) error {
-	return fmt.Errorf("lddynamodb: table %q: get big segments row namespace=%q key=%q: %w", s.table, namespace, key, err)
+	return fmt.Errorf("lddynamodb: table %q: get big segments row namespace=%q key=%q: %w", s.table, namespace, key, withCredentialsCause(err))
 }
 
 // rowError reports a row that Relay would not have written; the RowError names the row.

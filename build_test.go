@@ -2,6 +2,7 @@ package lddynamodb_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -114,7 +115,7 @@ func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
 		env     func(t *testing.T)
 		table   string
 		builder func() *lddynamodb.DataStoreBuilder
-		wantErr string
+		wantErr string // a regular expression, as the log is searched with one
 	}{
 		{"unreachable endpoint", nil, "my-table", func() *lddynamodb.DataStoreBuilder {
 			return lddynamodb.DataStore("my-table").ClientConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
@@ -127,7 +128,7 @@ func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
 			t.Setenv("AWS_REGION", "us-east-1")
 		}, "my-table", func() *lddynamodb.DataStoreBuilder {
 			return lddynamodb.DataStore("my-table").ClientOptions(testenv.WithEndpoint)
-		}, "credentials"},
+		}, "no usable AWS credentials .set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"},
 		{"missing table", nil, missing, func() *lddynamodb.DataStoreBuilder { return testenv.DataStore(missing) }, "ResourceNotFoundException"},
 		{"table with other keys", nil, wrongKeys, func() *lddynamodb.DataStoreBuilder { return testenv.DataStore(wrongKeys) }, "ValidationException"},
 	}
@@ -144,13 +145,46 @@ func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
 			t.Logf("Get says: %v", errs["Get"])
 			for op, err := range errs {
 				require.Error(t, err, op)
-				assert.ErrorContains(t, err, tt.wantErr, op)
+				assert.Regexp(t, tt.wantErr, err.Error(), op)
 				assert.ErrorContains(t, err, strconv.Quote(tt.table), op)
 				if op == "Get" || op == "Upsert" {
 					assert.ErrorContains(t, err, `"my-flag"`, op)
 				}
+				var credErr *lddynamodb.CredentialsError
+				if assert.Equal(t, tt.name == "no credentials anywhere", errors.As(err, &credErr), op) && credErr != nil {
+					assert.NotContains(t, err.Error(), "get identity", "%s: the AWS SDK's wrapping is cut", op)
+					assert.NotContains(t, err.Error(), "attempts", "%s: credential failures are not retried", op)
+				}
 			}
 			assert.True(t, mockLog.HasMessageMatch(ldlog.Warn, tt.wantErr), "IsInitialized logs why it cannot tell")
+		})
+	}
+}
+
+// TestBuildTakesRegionAndCredentialsFromClientOptions sets the region and credentials only in
+// ClientOptions, on a machine with no AWS settings: the client that Build makes has them, so
+// Build must accept them and the store must work.
+func TestBuildTakesRegionAndCredentialsFromClientOptions(t *testing.T) {
+	table := testenv.NewTable(t)
+	fromOptions := func(o *dynamodb.Options) {
+		o.Region = "us-east-1"
+		o.Credentials = testenv.AWSConfig().Credentials
+	}
+	tests := []struct {
+		name    string
+		builder *lddynamodb.DataStoreBuilder
+	}{
+		{"default chain", lddynamodb.DataStore(table).ClientOptions(fromOptions, testenv.WithEndpoint)},
+		{"ClientConfig without them", lddynamodb.DataStore(table).ClientConfig(aws.Config{}, fromOptions, testenv.WithEndpoint)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			buildNoAWSEnvironment(t)
+			store, _ := testenv.Build(t, tt.builder)
+			require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("f", 1, 0)}, nil)))
+			got, err := store.Get(ldstoreimpl.Features(), "f")
+			require.NoError(t, err)
+			assert.Equal(t, 1, got.Version)
 		})
 	}
 }

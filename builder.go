@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -92,9 +93,6 @@ func (o *clientOptions) connect(ctx context.Context) (connection, error) {
 		}
 		cfg = loaded
 	}
-	if cfg.Region == "" {
-		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS region: set AWS_REGION, a profile's region, or pass ClientConfig", o.table)
-	}
 	var transport *http.Transport
 	if buildable, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok || cfg.HTTPClient == nil {
 		// The store owns this transport, so Close can release its connections.
@@ -104,11 +102,73 @@ func (o *clientOptions) connect(ctx context.Context) (connection, error) {
 		transport = buildable.GetTransport()
 		cfg.HTTPClient = &http.Client{Transport: transport, Timeout: buildable.GetTimeout()}
 	}
-	client := dynamodb.NewFromConfig(cfg, o.optFns...)
+	client := dynamodb.NewFromConfig(cfg, append(slices.Clip(o.optFns), markCredentialFailures)...)
+	// The region and credentials are checked on the client itself, after ClientOptions, which may
+	// set them. Credentials are only fetched at the first call: the default chain may get them
+	// from a role, and Build makes no call.
+	if client.Options().Region == "" {
+		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS region: set AWS_REGION, a profile's region, or pass ClientConfig", o.table)
+	}
 	if client.Options().Credentials == nil {
 		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS credentials found", o.table)
 	}
 	return connection{client: client, transport: transport}, nil
+}
+
+// CredentialsError is the error of a store operation that could not get AWS credentials: none
+// are configured, they have expired and cannot be renewed, or the endpoint that serves them
+// (instance metadata, a container or SSO endpoint, STS) cannot be reached. Such a failure is
+// neither retried by the AWS SDK nor answered from StaleIfError. Find it with errors.As; it is
+// raised before any DynamoDB call is sent. Clients made by Build report it, as does a
+// *dynamodb.Client given to DynamoClient; any other Client reports what it reports.
+type CredentialsError struct {
+	// Err is the credential provider's error.
+	Err error
+}
+
+func (e *CredentialsError) Error() string {
+	return "no usable AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile " +
+		"of ~/.aws/config, or run with an IAM role: EC2 instance profile, ECS task role, EKS service account): " + e.Err.Error()
+}
+
+// Unwrap returns the credential provider's error.
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// RetryableError tells the AWS SDK's retryer that another attempt would not help.
+func (e *CredentialsError) RetryableError() bool { return false }
+
+// credentialsProvider reports the failures of the provider it wraps as a CredentialsError.
+type credentialsProvider struct {
+	inner aws.CredentialsProvider
+}
+
+func markCredentialFailures(o *dynamodb.Options) {
+	if o.Credentials != nil {
+		o.Credentials = &credentialsProvider{inner: o.Credentials}
+	}
+}
+
+func (p *credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := p.inner.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil { // a call that timed out or was cancelled says so instead
+		return creds, &CredentialsError{Err: err}
+	}
+	return creds, err
+}
+
+// IsCredentialsProvider lets the AWS SDK see what is wrapped (it looks for anonymous credentials).
+func (p *credentialsProvider) IsCredentialsProvider(target aws.CredentialsProvider) bool {
+	return aws.IsCredentialsProvider(p.inner, target)
+}
+
+// withCredentialsCause cuts the AWS SDK's wrapping off a CredentialsError, which says what to fix
+// on its own.
+func withCredentialsCause(err error) error {
+	var credErr *CredentialsError
+	if errors.As(err, &credErr) {
+		return credErr
+	}
+	return err
 }
 
 // callOptions are passed on every call: with a client made here they are already applied, with a
@@ -116,6 +176,13 @@ func (o *clientOptions) connect(ctx context.Context) (connection, error) {
 func (o *clientOptions) callOptions() []func(*dynamodb.Options) {
 	if o.client == nil {
 		return nil
+	}
+	if c, ok := o.client.(*dynamodb.Client); ok {
+		// Marked once here, so that each call only sets the field; ClientOptions that set
+		// credentials come after and win.
+		marked := c.Options()
+		markCredentialFailures(&marked)
+		return append([]func(*dynamodb.Options){func(o *dynamodb.Options) { o.Credentials = marked.Credentials }}, o.optFns...)
 	}
 	return o.optFns
 }
@@ -233,7 +300,9 @@ func (b *DataStoreBuilder) InitTimeout(d time.Duration) *DataStoreBuilder {
 }
 
 // Build is called by the SDK to create the store. It validates the options and makes the client;
-// it makes no DynamoDB call.
+// it makes no DynamoDB call. A missing table name or region fails here; credentials are only
+// fetched at the first call (the default chain may get them from a role), so a machine without
+// them fails then, with a *CredentialsError that names the table and says what to set.
 func (b *DataStoreBuilder) Build(ctx subsystems.ClientContext) (subsystems.PersistentDataStore, error) {
 	if err := b.validate(); err != nil {
 		return nil, err

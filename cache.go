@@ -19,7 +19,8 @@ import (
 // serving flags through an outage longer than its TTL, instead of every flag falling back to its
 // default. Zero, the default, turns it off.
 //
-// Errors that no retry fixes (a missing table, access denied, a bad request, an undecodable row) are always returned. What the layer learns is ordered by when
+// Errors that no retry fixes (a missing table, access denied, missing or expired credentials, a
+// bad request, an undecodable row) are always returned. What the layer learns is ordered by when
 // each operation started: a read that started before a write or an Init finished never replaces
 // what that write or Init stored, even if it returns later, and a higher version of an item
 // always wins. So a deleted item is remembered as deleted, and an item that an Init removed as
@@ -89,7 +90,13 @@ func newStaleCache(maxAge time.Duration, loggers ldlog.Loggers, metrics *Metrics
 }
 
 // isTransient says whether a retry could fix err: the only errors that stale data may hide.
+// Failing to get credentials is never transient, even when the credential endpoint could not be
+// reached: it is about access, not about DynamoDB.
 func isTransient(err error) bool {
+	var credErr *CredentialsError
+	if errors.As(err, &credErr) {
+		return false
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}

@@ -118,6 +118,9 @@ var unmaskedErrors = []struct {
 	{"validation", scResponseError(400, &smithy.GenericAPIError{Code: "ValidationException"})},
 	{"undecodable row", scOperationError(&RowError{Namespace: "features", Key: "f", Reason: "bad version"})},
 	{"store closed", scOperationError(&smithy.CanceledError{Err: context.Canceled})},
+	{"credential endpoint unreachable", scOperationError(&retry.MaxAttemptsError{Attempt: 3, Err: fmt.Errorf("get identity: %w",
+		&CredentialsError{Err: &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}})})},
+	{"credential endpoint timed out", scOperationError(&CredentialsError{Err: fmt.Errorf("request canceled: %w", context.DeadlineExceeded)})},
 	{"bare canceled", context.Canceled},
 }
 

@@ -109,7 +109,7 @@ func (c *tableClient) Close() error {
 
 // errorf wraps a failure with the table, and the operation and what it was about.
 func (s *store) errorf(err error, format string, args ...any) error {
-	return fmt.Errorf("lddynamodb: table %q: %s: %w", s.table, fmt.Sprintf(format, args...), err)
+	return fmt.Errorf("lddynamodb: table %q: %s: %w", s.table, fmt.Sprintf(format, args...), withCredentialsCause(err))
 }
 
 func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {

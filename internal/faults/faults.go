@@ -64,10 +64,13 @@ const (
 	// ResetAfter forwards the call, lets the server finish it, and then fails it with a
 	// connection reset, so the client cannot know that it succeeded.
 	ResetAfter
+	// ExpiredToken answers HTTP 400 ExpiredTokenException, as DynamoDB does to a request signed
+	// with expired temporary credentials: a failure that no retry fixes. Only scripted.
+	ExpiredToken
 )
 
 var actionNames = [...]string{"Pass", "ProvisionedThroughputExceeded", "Throttling", "RequestLimitExceeded",
-	"InternalServerError", "ServiceUnavailable", "Unprocessed", "ResetBefore", "ResetAfter"}
+	"InternalServerError", "ServiceUnavailable", "Unprocessed", "ResetBefore", "ResetAfter", "ExpiredToken"}
 
 func (a Action) String() string {
 	if a < 0 || int(a) >= len(actionNames) {
@@ -92,6 +95,7 @@ var errorReplies = map[Action]errorReply{
 		"Throughput exceeds the current throughput limit for your account. Please contact AWS Support at https://aws.amazon.com/support request a limit increase"},
 	InternalServerError: {500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error"},
 	ServiceUnavailable:  {503, "com.amazonaws.dynamodb.v20120810#ServiceUnavailableException", "Service Unavailable"},
+	ExpiredToken:        {400, "com.amazon.coral.service#ExpiredTokenException", "The security token included in the request is expired"},
 }
 
 // Fault describes the random faults of an operation. The rates are probabilities per call,
@@ -304,7 +308,7 @@ func (i *Injector) apply(req *http.Request, body []byte, action Action, call *Ca
 	switch action {
 	case ResetBefore:
 		return nil, connectionReset()
-	case ProvisionedThroughputExceeded, Throttling, RequestLimitExceeded, InternalServerError, ServiceUnavailable:
+	case ProvisionedThroughputExceeded, Throttling, RequestLimitExceeded, InternalServerError, ServiceUnavailable, ExpiredToken:
 		e := errorReplies[action]
 		reply, _ := json.Marshal(map[string]string{"__type": e.typ, "message": e.message})
 		return i.response(req, e.status, reply), nil

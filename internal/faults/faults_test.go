@@ -63,6 +63,7 @@ func TestErrorRepliesAreDynamoDBErrors(t *testing.T) {
 		{faults.RequestLimitExceeded, "RequestLimitExceeded", 400},
 		{faults.InternalServerError, "InternalServerError", 500},
 		{faults.ServiceUnavailable, "ServiceUnavailableException", 503},
+		{faults.ExpiredToken, "ExpiredTokenException", 400},
 	} {
 		t.Run(tc.action.String(), func(t *testing.T) {
 			inj := faults.New(1, nil)
