@@ -561,7 +561,7 @@ func TestStaleCacheOrdersByStart(t *testing.T) {
 	tests := []struct {
 		name    string
 		steps   func(c *staleTestCache)
-		want    *ldstoretypes.SerializedItemDescriptor       // what Get of "f" serves; nil: not served
+		want    ldstoretypes.SerializedItemDescriptor        // what Get of "f" serves
 		allWant []ldstoretypes.KeyedSerializedItemDescriptor // what GetAll serves
 	}{
 		{"Get read absent before an Upsert", func(c *staleTestCache) {
@@ -569,79 +569,75 @@ func TestStaleCacheOrdersByStart(t *testing.T) {
 			get := c.begin()
 			c.storeWrite(scFeatures, "f", scItem(1, "v1"))
 			c.storeRead(scFeatures, "f", scAbsent, get)
-		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
+		}, (scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
 		{"Get read absent after an Upsert", func(c *staleTestCache) {
 			initWith(c, g1)
 			c.storeWrite(scFeatures, "f", scItem(1, "v1"))
 			c.storeRead(scFeatures, "f", scAbsent, c.begin()) // another writer removed the row
-		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		}, (scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
 		{"Get read a higher version before an Upsert", func(c *staleTestCache) {
 			initWith(c, g1)
 			get := c.begin()
 			c.storeWrite(scFeatures, "f", scItem(1, "v1"))
 			c.storeRead(scFeatures, "f", scItem(2, "v2"), get) // another writer's newer row
-		}, ptr(scItem(2, "v2")), []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2")), g1}},
+		}, (scItem(2, "v2")), []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(2, "v2")), g1}},
 		{"Get read an item before an Init removed it", func(c *staleTestCache) {
 			initWith(c, f1, g1)
 			get := c.begin()
 			initWith(c, g1)
 			c.storeRead(scFeatures, "f", scItem(1, "v1"), get)
-		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		}, (scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
 		{"Get read a newer version before an Init set an older one", func(c *staleTestCache) {
 			initWith(c, scKeyed("f", scItem(5, "v5")))
 			get := c.begin()
 			initWith(c, f1)
 			c.storeRead(scFeatures, "f", scItem(5, "v5"), get)
-		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1}},
+		}, (scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1}},
 		{"GetAll read before an Upsert created a flag", func(c *staleTestCache) {
 			initWith(c, g1)
 			getAll := c.begin()
 			c.storeWrite(scFeatures, "f", scItem(1, "v1"))
 			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{g1}, getAll)
-		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
+		}, (scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
 		{"GetAll read before an Init", func(c *staleTestCache) {
 			initWith(c, f1)
 			getAll := c.begin()
 			initWith(c, g1)
 			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{f1}, getAll)
-		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		}, (scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
 		{"GetAll returning after a later GetAll", func(c *staleTestCache) {
 			first := c.begin()
 			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{g1})
 			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}, first)
-		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		}, (scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
 		{"Get returning after a later GetAll that did not list the key", func(c *staleTestCache) {
 			get := c.begin()
 			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{g1})
 			c.storeRead(scFeatures, "f", scItem(1, "v1"), get)
-		}, ptr(scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
+		}, (scAbsent), []ldstoretypes.KeyedSerializedItemDescriptor{g1}},
 		{"GetAll that did not list a key found by a later Get", func(c *staleTestCache) {
 			getAll := c.begin()
 			c.read(scFeatures, "f", scItem(1, "v1"))
 			c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{g1}, getAll)
-		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
+		}, (scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
 		{"GetAll after a Get found a key absent", func(c *staleTestCache) {
 			c.read(scFeatures, "f", scAbsent)
 			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1})
-		}, ptr(scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
+		}, (scItem(1, "v1")), []ldstoretypes.KeyedSerializedItemDescriptor{f1, g1}},
 		{"Upsert of a deletion after a slow read of the item", func(c *staleTestCache) {
 			initWith(c, f1)
 			get := c.begin()
 			c.storeWrite(scFeatures, "f", scDeleted(2))
 			c.storeRead(scFeatures, "f", scItem(1, "v1"), get)
-		}, ptr(scDeleted(2)), []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(2))}},
+		}, (scDeleted(2)), []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scDeleted(2))}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newStaleTestCache(t)
 			tt.steps(c)
 			got, err := c.item(scFeatures, "f", failure)
-			if tt.want == nil {
-				assert.Equal(t, failure, err)
-			} else {
-				require.NoError(t, err)
-				assert.Equal(t, *tt.want, got)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
 			all, err := c.all(scFeatures, failure)
 			require.NoError(t, err)
 			assert.ElementsMatch(t, tt.allWant, all)

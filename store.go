@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -36,6 +37,7 @@ type store struct {
 	initTimeout      time.Duration
 	stale            *staleCache
 	loggers          ldlog.Loggers
+	warnedNoMarker   atomic.Bool // IsInitialized has logged that the marker is missing
 
 	// beforeUpsertWrite, if set by a test, runs in Upsert just before the write.
 	beforeUpsertWrite func()
@@ -338,10 +340,14 @@ func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes
 		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q: %d bytes is over DynamoDB's item limit of %d",
 			s.table, kind, key, size, MaxItemBytes)
 	}
-	// Written only if the row is absent or older: versions never go backwards, whoever writes.
+	// Written only if the row is older: versions never go backwards, whoever writes. A row whose
+	// version is missing or not a number (an absent row has none either) cannot be compared, so
+	// it is overwritten, as Init rewrites it: refusing would tell the SDK that a newer version is
+	// stored, and leave the unreadable row until the next Init.
+	version := expression.Name(attrVersion)
 	cond := expression.Or(
-		expression.AttributeNotExists(expression.Name(AttrNamespace)),
-		expression.Name(attrVersion).LessThan(expression.Value(item.Version)),
+		expression.Not(version.AttributeType(expression.Number)),
+		version.LessThan(expression.Value(item.Version)),
 	)
 	expr, err := expression.NewBuilder().WithCondition(cond).Build()
 	if err != nil {
@@ -374,10 +380,23 @@ func isConditionFailed(err error) bool {
 
 func (s *store) IsInitialized() bool {
 	inited, err := s.getMarker(s.consistentReads)
-	if err != nil {
+	switch {
+	case err != nil:
 		s.loggers.Warnf("table %q: checking the initialized marker: %v", s.table, err)
+	case !inited && !s.warnedNoMarker.Swap(true):
+		// Once per store: a wrong prefix or an empty table would otherwise only show as every
+		// flag evaluating as not found.
+		s.loggers.Warnf("table %q has no initialized marker (row %q) for %s: flags read from it are not found until an SDK or the Relay Proxy "+
+			"with this prefix writes its data; check the table name and prefix", s.table, prefixed(s.prefix, initedKey), describePrefix(s.prefix))
 	}
 	return inited
+}
+
+func describePrefix(prefix string) string {
+	if prefix == "" {
+		return "no prefix"
+	}
+	return fmt.Sprintf("prefix %q", prefix)
 }
 
 // IsStoreAvailable probes DynamoDB with an eventually consistent read of the marker row, the

@@ -2,6 +2,8 @@ package lddynamodb_test
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
@@ -302,4 +305,102 @@ func TestBuildWithoutClientContext(t *testing.T) {
 	require.NoError(t, err)
 	defer store.Close()
 	assert.False(t, store.IsInitialized())
+}
+
+// TestUpsertOverBrokenVersion upserts over rows that another writer left with a version that
+// cannot be compared: missing, or a string. Such a row is overwritten (as Init rewrites it),
+// never refused with (false, nil), which would make the SDK believe a newer version is stored.
+func TestUpsertOverBrokenVersion(t *testing.T) {
+	table := testenv.NewTable(t)
+	store, _ := testenv.Build(t, testenv.DataStore(table))
+	item := testenv.Flag("f", 1, 0).Item
+	tests := []struct {
+		name    string
+		version types.AttributeValue // nil: no version attribute
+		written bool
+	}{
+		{"version is a string", &types.AttributeValueMemberS{Value: "5"}, true},
+		{"no version", nil, true},
+		{"version is a number set", &types.AttributeValueMemberNS{Value: []string{"5"}}, true},
+		{"newer version (control)", &types.AttributeValueMemberN{Value: "5"}, false},
+		{"same version (control)", &types.AttributeValueMemberN{Value: "1"}, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := fmt.Sprintf("f%d", i)
+			row := map[string]types.AttributeValue{
+				"namespace": &types.AttributeValueMemberS{Value: "features"},
+				"key":       &types.AttributeValueMemberS{Value: key},
+				"item":      &types.AttributeValueMemberS{Value: `{"key":"` + key + `","version":5}`},
+			}
+			if tt.version != nil {
+				row["version"] = tt.version
+			}
+			testenv.PutRow(t, table, row)
+
+			updated, err := store.Upsert(features, key, item)
+			require.NoError(t, err)
+			assert.Equal(t, tt.written, updated)
+			stored := testenv.Rows(t, table, "features")
+			var got map[string]types.AttributeValue
+			for _, r := range stored {
+				if r["key"].(*types.AttributeValueMemberS).Value == key {
+					got = r
+				}
+			}
+			if tt.written {
+				assert.Equal(t, &types.AttributeValueMemberN{Value: "1"}, got["version"], "the row now holds the upserted item")
+				desc, err := store.Get(features, key)
+				require.NoError(t, err)
+				assert.Equal(t, 1, desc.Version)
+			} else {
+				assert.Equal(t, row, got, "a row with a comparable version is left alone")
+			}
+		})
+	}
+}
+
+// TestMissingMarkerWarnsOncePerStore reads a table that has no initialized marker for the
+// store's prefix: each store warns once, naming the table and prefix, and not again.
+func TestMissingMarkerWarnsOncePerStore(t *testing.T) {
+	table := testenv.NewTable(t)
+	other, _ := testenv.Build(t, testenv.DataStore(table).Prefix("other"))
+	require.NoError(t, other.Init(testenv.AllData(nil, nil))) // data under another prefix only
+	noMarkerWarnings := func(log *ldlogtest.MockLog) []string {
+		var found []string
+		for _, msg := range log.GetOutput(ldlog.Warn) {
+			if strings.Contains(msg, "no initialized marker") {
+				found = append(found, msg)
+			}
+		}
+		return found
+	}
+	tests := []struct {
+		prefix string
+		want   []string
+	}{
+		{"env1", []string{strconv.Quote(table), `prefix "env1"`, `"env1:$inited"`, "check the table name and prefix"}},
+		{"", []string{strconv.Quote(table), "no prefix", `"$inited"`}},
+	}
+	for _, tt := range tests {
+		t.Run("prefix "+strconv.Quote(tt.prefix), func(t *testing.T) {
+			store, log := testenv.Build(t, testenv.DataStore(table).Prefix(tt.prefix))
+			for i := 0; i < 3; i++ {
+				assert.False(t, store.IsInitialized())
+			}
+			warnings := noMarkerWarnings(log)
+			require.Len(t, warnings, 1, "one warning per store")
+			for _, want := range tt.want {
+				assert.Contains(t, warnings[0], want)
+			}
+
+			require.NoError(t, store.Init(testenv.AllData(nil, nil)))
+			assert.True(t, store.IsInitialized())
+			assert.Len(t, noMarkerWarnings(log), 1)
+
+			fresh, freshLog := testenv.Build(t, testenv.DataStore(table).Prefix(tt.prefix))
+			assert.True(t, fresh.IsInitialized())
+			assert.Empty(t, noMarkerWarnings(freshLog), "no warning when the marker is there")
+		})
+	}
 }
