@@ -286,7 +286,6 @@ func TestStaleCacheRefresh(t *testing.T) {
 }
 
 func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
-	failure := maskedErrors[0].err
 	tests := []struct {
 		name    string
 		steps   func(c *staleTestCache)
@@ -362,13 +361,7 @@ func TestStaleCacheNeverResurrectsDeletedItems(t *testing.T) {
 			c := newStaleTestCache(t)
 			c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))})
 			tt.steps(c)
-
-			got, err := c.item(scFeatures, "f", failure)
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-			all, err := c.all(scFeatures, failure)
-			require.NoError(t, err)
-			assert.ElementsMatch(t, tt.allWant, all)
+			c.assertServes(t, tt.want, tt.allWant)
 		})
 	}
 }
@@ -549,11 +542,22 @@ func (c *staleCache) readAll(kind ldstoretypes.DataKind, items []ldstoretypes.Ke
 	c.storeAll(kind, items, c.begin())
 }
 
+// assertServes checks what the cache serves, during an outage, for Get of "f" and GetAll of flags.
+func (tc *staleTestCache) assertServes(t *testing.T, want ldstoretypes.SerializedItemDescriptor, allWant []ldstoretypes.KeyedSerializedItemDescriptor) {
+	t.Helper()
+	failure := maskedErrors[0].err
+	got, err := tc.item(scFeatures, "f", failure)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	all, err := tc.all(scFeatures, failure)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, allWant, all)
+}
+
 // TestStaleCacheOrdersByStart numbers reads by begin before the writes and Inits they overlap,
 // and records them after, as a slow read returns: what a read learned never replaces what an
 // operation that finished after the read started stored, and a higher version always wins.
 func TestStaleCacheOrdersByStart(t *testing.T) {
-	failure := maskedErrors[0].err
 	f1, g1 := scKeyed("f", scItem(1, "v1")), scKeyed("g", scItem(1, "g1"))
 	initWith := func(c *staleTestCache, items ...ldstoretypes.KeyedSerializedItemDescriptor) {
 		c.replaceAll([]ldstoretypes.SerializedCollection{{Kind: scFeatures, Items: items}})
@@ -635,12 +639,7 @@ func TestStaleCacheOrdersByStart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newStaleTestCache(t)
 			tt.steps(c)
-			got, err := c.item(scFeatures, "f", failure)
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-			all, err := c.all(scFeatures, failure)
-			require.NoError(t, err)
-			assert.ElementsMatch(t, tt.allWant, all)
+			c.assertServes(t, tt.want, tt.allWant)
 		})
 	}
 }
