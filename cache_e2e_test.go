@@ -3,6 +3,7 @@ package lddynamodb_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,11 +118,65 @@ func TestDaemonModeWarmCacheMakesNoDynamoDBCalls(t *testing.T) {
 	})
 }
 
+// cacheGetCounter counts, by kind and key, the Gets that the SDK makes of a data store once
+// counting is started: each is a read that the SDK's cache did not answer.
+type cacheGetCounter struct {
+	mu      sync.Mutex
+	started bool
+	gets    map[string]int
+}
+
+func (c *cacheGetCounter) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started, c.gets = true, map[string]int{}
+}
+
+// counted says how many Gets of a kind's key were counted.
+func (c *cacheGetCounter) counted(kind ldstoretypes.DataKind, key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets[kind.GetName()+"/"+key]
+}
+
+// wrap makes a data store configuration whose stores report their Gets to the counter.
+func (c *cacheGetCounter) wrap(inner subsystems.ComponentConfigurer[subsystems.PersistentDataStore]) subsystems.ComponentConfigurer[subsystems.PersistentDataStore] {
+	return cacheCountingConfig{inner: inner, counter: c}
+}
+
+type cacheCountingConfig struct {
+	inner   subsystems.ComponentConfigurer[subsystems.PersistentDataStore]
+	counter *cacheGetCounter
+}
+
+func (b cacheCountingConfig) Build(ctx subsystems.ClientContext) (subsystems.PersistentDataStore, error) {
+	store, err := b.inner.Build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cacheCountingStore{PersistentDataStore: store, counter: b.counter}, nil
+}
+
+type cacheCountingStore struct {
+	subsystems.PersistentDataStore
+	counter *cacheGetCounter
+}
+
+func (s cacheCountingStore) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.SerializedItemDescriptor, error) {
+	s.counter.mu.Lock()
+	if s.counter.started { // counted only if it started after counting did
+		s.counter.gets[kind.GetName()+"/"+key]++
+	}
+	s.counter.mu.Unlock()
+	return s.PersistentDataStore.Get(kind, key)
+}
+
 // TestDaemonModeOutage runs a daemon-mode client with CacheSeconds(1) through a total DynamoDB
-// outage of at least 5 seconds, with and without StaleIfError, while another process (a writer
-// that does not go through the faults) updates a flag.
+// outage, with and without StaleIfError, while another process (a writer that does not go
+// through the faults) updates a flag. The outage lasts until the SDK has gone to the store for
+// every flag (and, when the flags are served, the segment) at least once during it, its cache of
+// each having expired, however long that takes on a loaded machine.
 func TestDaemonModeOutage(t *testing.T) {
-	const outage = 5 * time.Second
 	tests := []struct {
 		name         string
 		staleIfError time.Duration
@@ -158,7 +213,8 @@ func TestDaemonModeOutage(t *testing.T) {
 			t.Cleanup(inj.CloseIdleConnections)
 			metrics := &lddynamodb.Metrics{}
 			reader := testenv.DataStore(table).ClientOptions(inj.ClientOption()).Metrics(metrics).StaleIfError(tt.staleIfError)
-			client, mockLog := testenv.DaemonClient(t, reader, 1)
+			gets := &cacheGetCounter{}
+			client, mockLog := testenv.DaemonClient(t, gets.wrap(reader), 1)
 			probe, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
 			keys := []string{"kept", "updated", "deleted", "beta"}
 
@@ -166,36 +222,51 @@ func TestDaemonModeOutage(t *testing.T) {
 			require.Equal(t, "v1", cacheEval(client, "deleted"))
 			_, err := writer.Upsert(ldstoreimpl.Features(), "deleted", ldstoretypes.SerializedItemDescriptor{Version: 2, Deleted: true})
 			require.NoError(t, err)
-			require.Eventually(t, func() bool { return cacheEval(client, "deleted") == cacheFallback }, 30*time.Second, 20*time.Millisecond)
+			require.Eventually(t, func() bool { return cacheEval(client, "deleted") == cacheFallback }, 2*time.Minute, 20*time.Millisecond)
 			for key, want := range map[string]string{"kept": "v1", "updated": "v1", "beta": "beta"} {
 				require.Equal(t, want, cacheEval(client, key), key)
 			}
 			require.True(t, probe.IsStoreAvailable())
 
 			inj.SetAll(faults.Fault{Outage: true})
+			gets.start()
 			start := time.Now()
 			assert.False(t, probe.IsStoreAvailable(), "IsStoreAvailable tells the truth during the outage")
 			_, err = writer.Upsert(ldstoreimpl.Features(), "updated", cacheFlag("updated", 2, "v2", "").Item)
 			require.NoError(t, err)
 
-			// The outage lasts 5 seconds, and longer if the reader has not met it yet (so that
-			// a slow machine cannot make the test pass without an outage).
+			// The outage lasts until the reader has read every flag and the segment from the
+			// store during it, and the store has met the outage (so that a slow machine cannot
+			// make the test pass without one).
 			seen := map[string]map[string]int{}
 			for _, key := range keys {
 				seen[key] = map[string]int{}
 			}
 			met := func() bool {
+				for _, key := range keys {
+					if gets.counted(ldstoreimpl.Features(), key) == 0 {
+						return false
+					}
+				}
 				s := metrics.Snapshot()
-				return s.Errors["GetItem"] > 0 && (tt.staleIfError == 0 || s.StaleReads > 0)
+				if tt.staleIfError == 0 { // the flag reads fail, so the segment is never needed
+					return s.Errors["GetItem"] > 0
+				}
+				return gets.counted(ldstoreimpl.Segments(), "members") > 0 && s.Errors["GetItem"] > 0 && s.StaleReads > 0
 			}
 			evaluations := 0
-			for time.Since(start) < outage || !met() {
-				require.Less(t, time.Since(start), 30*time.Second, "the reader never met the outage")
+			for !met() {
+				// Only a reader that never goes back to the store runs into this bound.
+				require.Less(t, time.Since(start), 2*time.Minute, "the reader never met the outage")
 				for _, key := range keys {
 					seen[key][cacheEval(client, key)]++
 					evaluations++
 				}
 				time.Sleep(time.Millisecond) // paces the loop on a shared machine; no assertion depends on it
+			}
+			for _, key := range keys { // the evaluations that follow the last reads from the store
+				seen[key][cacheEval(client, key)]++
+				evaluations++
 			}
 			inj.Clear()
 			during := metrics.Snapshot()
@@ -212,7 +283,7 @@ func TestDaemonModeOutage(t *testing.T) {
 					}
 				}
 				return true
-			}, 30*time.Second, 20*time.Millisecond)
+			}, 2*time.Minute, 20*time.Millisecond)
 			assert.True(t, probe.IsStoreAvailable())
 
 			assert.Positive(t, during.Errors["GetItem"], "the outage shows in the store's error counts")
@@ -266,8 +337,13 @@ func TestStaleIfErrorMasksEachTransientFault(t *testing.T) {
 			inj := faults.New(1, nil)
 			t.Cleanup(inj.CloseIdleConnections)
 			metrics := &lddynamodb.Metrics{}
+			// The operation timeout is short only where the case needs it to expire.
+			timeout := lddynamodb.DefaultOperationTimeout
+			if tt.fault.Latency > 0 {
+				timeout = 2 * time.Second
+			}
 			store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).StaleIfError(time.Minute).
-				OperationTimeout(time.Second).
+				OperationTimeout(timeout).
 				ClientOptions(inj.ClientOption(), func(o *dynamodb.Options) {
 					o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 						so.MaxAttempts = attempts

@@ -90,7 +90,7 @@ func TestDaemonModeReadsWhatAnotherClientWrote(t *testing.T) {
 	assert.Eventually(t, func() bool {
 		value, _ := reader.BoolVariation("checkout", user, true)
 		return !value
-	}, 10*time.Second, 50*time.Millisecond, "the reader sees the update once its 1 s cache expires")
+	}, 2*time.Minute, 50*time.Millisecond, "the reader sees the update once its 1 s cache expires")
 
 	status := reader.GetDataStoreStatusProvider().GetStatus()
 	assert.True(t, status.Available)
