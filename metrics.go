@@ -13,8 +13,8 @@ import (
 // DynamoDB reports as consumed. It is safe for concurrent use; the zero value is ready.
 //
 // A call is one API call made by the store; the AWS SDK's own retries of that call are not
-// counted again. Counting costs one mutex operation per call and asks DynamoDB to return consumed
-// capacity, which adds a few bytes to each response.
+// counted again. Only a store given a Metrics counts: that costs one mutex operation per call and
+// asks DynamoDB to return consumed capacity, which adds a few bytes to each response.
 type Metrics struct {
 	mu sync.Mutex
 	s  MetricsSnapshot
@@ -73,10 +73,7 @@ func copyCounts(in map[string]int64) map[string]int64 {
 	return out
 }
 
-func (m *Metrics) record(op string, err error, capacity []types.ConsumedCapacity, itemsWritten, bytesWritten int) {
-	if m == nil {
-		return
-	}
+func (m *Metrics) record(op string, err error, capacityUnits float64, itemsWritten, bytesWritten int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.s.Calls == nil {
@@ -87,11 +84,7 @@ func (m *Metrics) record(op string, err error, capacity []types.ConsumedCapacity
 	if err != nil && !isConditionFailed(err) {
 		m.s.Errors[op]++
 	}
-	for _, c := range capacity {
-		if c.CapacityUnits != nil {
-			m.s.CapacityUnits += *c.CapacityUnits
-		}
-	}
+	m.s.CapacityUnits += capacityUnits
 	m.s.ItemsWritten += int64(itemsWritten)
 	m.s.BytesWritten += int64(bytesWritten)
 }
@@ -105,64 +98,66 @@ func (m *Metrics) recordStaleRead() {
 	m.s.StaleReads++
 }
 
-// meteredClient adds every call to a Metrics and asks DynamoDB for the consumed capacity.
+// meteredClient adds every call to a Metrics and asks DynamoDB for the consumed capacity. A store
+// uses one only when it was given a Metrics, so that a store whose counts nobody reads does not
+// pay for them.
 type meteredClient struct {
 	inner   Client
 	metrics *Metrics
 }
 
-func capacityOf(c *types.ConsumedCapacity) []types.ConsumedCapacity {
-	if c == nil {
-		return nil
+// unitsOf is the capacity that DynamoDB reported for a call, if it did.
+func unitsOf(c *types.ConsumedCapacity) float64 {
+	if c == nil || c.CapacityUnits == nil {
+		return 0
 	}
-	return []types.ConsumedCapacity{*c}
+	return *c.CapacityUnits
 }
 
 func (c meteredClient) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := c.inner.GetItem(ctx, in, optFns...)
-	var capacity []types.ConsumedCapacity
+	units := 0.0
 	if out != nil {
-		capacity = capacityOf(out.ConsumedCapacity)
+		units = unitsOf(out.ConsumedCapacity)
 	}
-	c.metrics.record("GetItem", err, capacity, 0, 0)
+	c.metrics.record("GetItem", err, units, 0, 0)
 	return out, err
 }
 
 func (c meteredClient) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := c.inner.Query(ctx, in, optFns...)
-	var capacity []types.ConsumedCapacity
+	units := 0.0
 	if out != nil {
-		capacity = capacityOf(out.ConsumedCapacity)
+		units = unitsOf(out.ConsumedCapacity)
 	}
-	c.metrics.record("Query", err, capacity, 0, 0)
+	c.metrics.record("Query", err, units, 0, 0)
 	return out, err
 }
 
 func (c meteredClient) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := c.inner.PutItem(ctx, in, optFns...)
-	var capacity []types.ConsumedCapacity
-	items, size := 0, 0
+	units, items, size := 0.0, 0, 0
 	if err == nil {
-		capacity = capacityOf(out.ConsumedCapacity)
-		items, size = 1, RowSize(in.Item)
+		units, items, size = unitsOf(out.ConsumedCapacity), 1, RowSize(in.Item)
 	}
-	c.metrics.record("PutItem", err, capacity, items, size)
+	c.metrics.record("PutItem", err, units, items, size)
 	return out, err
 }
 
 func (c meteredClient) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := c.inner.BatchWriteItem(ctx, in, optFns...)
-	var capacity []types.ConsumedCapacity
-	items, size := 0, 0
+	units, items, size := 0.0, 0, 0
 	if err == nil {
-		capacity = out.ConsumedCapacity
+		for i := range out.ConsumedCapacity {
+			units += unitsOf(&out.ConsumedCapacity[i])
+		}
 		items, size = writtenBy(in.RequestItems, out.UnprocessedItems)
 	}
-	c.metrics.record("BatchWriteItem", err, capacity, items, size)
+	c.metrics.record("BatchWriteItem", err, units, items, size)
 	return out, err
 }
 

@@ -285,6 +285,69 @@ func TestCapacityUnitsAreCounted(t *testing.T) {
 	assert.Greater(t, metrics.Snapshot().CapacityUnits, 0.0)
 }
 
+// perfCapacityClient is a real client that counts its calls by whether they ask DynamoDB for the
+// consumed capacity.
+type perfCapacityClient struct {
+	*dynamodb.Client
+	mu    sync.Mutex
+	asked map[bool]int
+}
+
+func (c *perfCapacityClient) record(mode types.ReturnConsumedCapacity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.asked[mode == types.ReturnConsumedCapacityTotal]++
+}
+
+func (c *perfCapacityClient) GetItem(ctx context.Context, in *dynamodb.GetItemInput,
+	optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.record(in.ReturnConsumedCapacity)
+	return c.Client.GetItem(ctx, in, optFns...)
+}
+
+func (c *perfCapacityClient) Query(ctx context.Context, in *dynamodb.QueryInput,
+	optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.record(in.ReturnConsumedCapacity)
+	return c.Client.Query(ctx, in, optFns...)
+}
+
+func (c *perfCapacityClient) PutItem(ctx context.Context, in *dynamodb.PutItemInput,
+	optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c.record(in.ReturnConsumedCapacity)
+	return c.Client.PutItem(ctx, in, optFns...)
+}
+
+func (c *perfCapacityClient) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput,
+	optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	c.record(in.ReturnConsumedCapacity)
+	return c.Client.BatchWriteItem(ctx, in, optFns...)
+}
+
+// TestOnlyMeteredStoresAskForCapacity checks that a store pays for counting only when it was
+// given a Metrics: without one, no call asks DynamoDB for the consumed capacity.
+func TestOnlyMeteredStoresAskForCapacity(t *testing.T) {
+	for _, metered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("metered=%v", metered), func(t *testing.T) {
+			client := &perfCapacityClient{Client: testenv.Client(), asked: map[bool]int{}}
+			builder := lddynamodb.DataStore(testenv.NewTable(t)).DynamoClient(client)
+			if metered {
+				builder.Metrics(&lddynamodb.Metrics{})
+			}
+			store, _ := testenv.Build(t, builder)
+			data := testenv.PerfData(30, 3, 1)
+			require.NoError(t, store.Init(data))
+			_, err := store.Get(ldstoreimpl.Features(), data[0].Items[0].Key)
+			require.NoError(t, err)
+			_, err = store.GetAll(ldstoreimpl.Features())
+			require.NoError(t, err)
+			_, err = store.Upsert(ldstoreimpl.Features(), data[0].Items[0].Key, data[0].Items[0].Item)
+			require.NoError(t, err)
+			// Init: 2 Query, 2 BatchWriteItem, the marker; then Get, GetAll, Upsert.
+			assert.Equal(t, map[bool]int{metered: 8}, client.asked)
+		})
+	}
+}
+
 // perfHookedClient is a real client that runs a hook once, just before the first BatchWriteItem:
 // in Init, that is after every Query and before any write, the window in which another writer's
 // changes are invisible to Init.
@@ -510,6 +573,7 @@ func TestTombstoneCheckReadsTopLevelOnly(t *testing.T) {
 		{"only as a string", `{"key":"f","values":["deleted",true],"version":3}`, false},
 		{"not a boolean", `{"key":"f","deleted":"true"}`, false},
 		{"not JSON", `{"deleted":tru`, false},
+		{"top level, with tabs and line breaks", "{\"key\":\"f\",\n\t\"deleted\"\t:\r\n true}", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -173,12 +173,13 @@ func DecodeRow(row map[string]types.AttributeValue) (key string, item ldstoretyp
 	return key, ldstoretypes.SerializedItemDescriptor{Version: version, SerializedItem: data}, nil
 }
 
-// isTombstone says whether the item's top-level "deleted" property is true. It reads the top
-// level as a stream, skipping the other values without building them, which costs a small part
-// of the SDK's own parse of the same item. Items of any size are checked: the tombstone of an
-// item with a long key is long.
+// isTombstone says whether the item's top-level "deleted" property is true. Every flag and segment
+// that the SDK serializes has a "deleted" property, false unless it is a tombstone, so items are
+// first searched for a "deleted" name followed by true: only then is the top level read as a
+// stream, skipping the other values without building them, to tell a top-level property from a
+// nested one. Items of any size are checked: the tombstone of an item with a long key is long.
 func isTombstone(data []byte) bool {
-	if !bytes.Contains(data, []byte(`"deleted"`)) {
+	if !hasDeletedTrue(data) {
 		return false
 	}
 	r := jreader.NewReader(data)
@@ -192,6 +193,26 @@ func isTombstone(data []byte) bool {
 	}
 	return false
 }
+
+// hasDeletedTrue says whether data holds `"deleted"`, then a colon and true, with any JSON white
+// space between them: the form a "deleted": true property has wherever it is.
+func hasDeletedTrue(data []byte) bool {
+	const name = `"deleted"`
+	for {
+		i := bytes.Index(data, []byte(name))
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(name):]
+		rest := bytes.TrimLeft(data, jsonSpace)
+		if len(rest) > 0 && rest[0] == ':' && bytes.HasPrefix(bytes.TrimLeft(rest[1:], jsonSpace), []byte("true")) {
+			return true
+		}
+	}
+}
+
+// jsonSpace is the white space that JSON allows between tokens.
+const jsonSpace = " \t\r\n"
 
 func stringAttr(row map[string]types.AttributeValue, name string) (string, bool) {
 	v, ok := row[name].(*types.AttributeValueMemberS)

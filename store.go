@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
@@ -67,7 +66,7 @@ type tableClient struct {
 	table     string
 	prefix    string
 	timeout   time.Duration
-	metrics   *Metrics
+	metrics   *Metrics // nil unless the builder was given one
 
 	// ctx is cancelled by Close, so that no operation outlives the store.
 	ctx    context.Context
@@ -75,19 +74,19 @@ type tableClient struct {
 }
 
 func newTableClient(o *clientOptions, conn connection) tableClient {
-	metrics := o.metrics
-	if metrics == nil {
-		metrics = &Metrics{}
+	client := conn.client
+	if o.metrics != nil {
+		client = meteredClient{inner: client, metrics: o.metrics}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return tableClient{
-		client:    meteredClient{inner: conn.client, metrics: metrics},
+		client:    client,
 		callOpts:  o.callOptions(),
 		transport: conn.transport,
 		table:     o.table,
 		prefix:    o.prefix,
 		timeout:   o.timeout,
-		metrics:   metrics,
+		metrics:   o.metrics,
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -176,9 +175,8 @@ type storedRow struct {
 // says: an eventually consistent one could miss a row written a moment ago (which Init would
 // then leave behind) or still show one just deleted at the new version (which Init would skip).
 func (s *store) storedRows(ctx context.Context, namespace string) (map[string]storedRow, error) {
-	proj := expression.NamesList(expression.Name(AttrKey), expression.Name(attrVersion), expression.Name(attrItem))
 	rows := map[string]storedRow{}
-	err := s.query(ctx, namespace, true, &proj, func(row map[string]types.AttributeValue) error {
+	err := s.query(ctx, namespace, true, storedRowsQuery, func(row map[string]types.AttributeValue) error {
 		key, _ := stringAttr(row, AttrKey)
 		// A row whose version cannot be read is rewritten, so -1 never equals a real version.
 		version, err := versionAttr(row)
@@ -192,26 +190,17 @@ func (s *store) storedRows(ctx context.Context, namespace string) (map[string]st
 	return rows, err
 }
 
-// query calls fn for every row of a namespace, page by page, with an optional projection and
-// strongly consistent reads if consistent is set.
-func (s *store) query(ctx context.Context, namespace string, consistent bool, proj *expression.ProjectionBuilder,
+// query calls fn for every row of a namespace, page by page, with expr (namespaceQuery or
+// storedRowsQuery) and strongly consistent reads if consistent is set.
+func (s *store) query(ctx context.Context, namespace string, consistent bool, expr fixedExpression,
 	fn func(map[string]types.AttributeValue) error) error {
-	builder := expression.NewBuilder().WithKeyCondition(
-		expression.Key(AttrNamespace).Equal(expression.Value(namespace)))
-	if proj != nil {
-		builder = builder.WithProjection(*proj)
-	}
-	expr, err := builder.Build()
-	if err != nil {
-		return err
-	}
 	paginator := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		ConsistentRead:            &consistent,
-		KeyConditionExpression:    expr.KeyCondition(),
-		ProjectionExpression:      expr.Projection(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
+		KeyConditionExpression:    expr.keyCondition,
+		ProjectionExpression:      expr.projection,
+		ExpressionAttributeNames:  expr.names,
+		ExpressionAttributeValues: expr.valuesWith(&types.AttributeValueMemberS{Value: namespace}),
 	})
 	for paginator.HasMorePages() {
 		page, err := paginator.NextPage(ctx, s.callOpts...)
@@ -316,7 +305,7 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 	defer cancel()
 	var items []ldstoretypes.KeyedSerializedItemDescriptor
 	seq := s.stale.begin()
-	err := s.query(ctx, Namespace(s.prefix, kind), s.consistentReads, nil, func(row map[string]types.AttributeValue) error {
+	err := s.query(ctx, Namespace(s.prefix, kind), s.consistentReads, namespaceQuery, func(row map[string]types.AttributeValue) error {
 		key, item, err := DecodeRow(row)
 		if err != nil {
 			return err
@@ -340,28 +329,15 @@ func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes
 		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q: %d bytes is over DynamoDB's item limit of %d",
 			s.table, kind, key, size, MaxItemBytes)
 	}
-	// Written only if the row is older: versions never go backwards, whoever writes. A row whose
-	// version is missing or not a number (an absent row has none either) cannot be compared, so
-	// it is overwritten, as Init rewrites it: refusing would tell the SDK that a newer version is
-	// stored, and leave the unreadable row until the next Init.
-	version := expression.Name(attrVersion)
-	cond := expression.Or(
-		expression.Not(version.AttributeType(expression.Number)),
-		version.LessThan(expression.Value(item.Version)),
-	)
-	expr, err := expression.NewBuilder().WithCondition(cond).Build()
-	if err != nil {
-		return false, s.errorf(err, "upsert %s %q", kind, key)
-	}
 	if s.beforeUpsertWrite != nil {
 		s.beforeUpsertWrite()
 	}
-	err = s.put(ctx, &dynamodb.PutItemInput{
+	err := s.put(ctx, &dynamodb.PutItemInput{
 		TableName:                 &s.table,
 		Item:                      row,
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
+		ConditionExpression:       upsertCondition.condition,
+		ExpressionAttributeNames:  upsertCondition.names,
+		ExpressionAttributeValues: upsertCondition.valuesWith(row[attrVersion]),
 	})
 	if isConditionFailed(err) {
 		return false, nil
@@ -409,17 +385,12 @@ func (s *store) IsStoreAvailable() bool {
 func (s *store) getMarker(consistent bool) (bool, error) {
 	ctx, cancel := s.operation()
 	defer cancel()
-	proj := expression.NamesList(expression.Name(AttrKey))
-	expr, err := expression.NewBuilder().WithProjection(proj).Build()
-	if err != nil {
-		return false, err
-	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:                &s.table,
 		Key:                      initedRowKey(s.prefix),
 		ConsistentRead:           &consistent,
-		ProjectionExpression:     expr.Projection(),
-		ExpressionAttributeNames: expr.Names(),
+		ProjectionExpression:     markerProjection.projection,
+		ExpressionAttributeNames: markerProjection.names,
 	}, s.callOpts...)
 	if err != nil {
 		return false, s.errorf(err, "get %s", strconv.Quote(prefixed(s.prefix, initedKey)))

@@ -13,7 +13,8 @@ import (
 )
 
 // Every benchmark runs once per network and store, named .../net=N/store=S, so that
-// `benchstat -col /store` puts the two stores side by side. Besides ns/op, B/op and allocs/op
+// `benchstat -col /store` puts the stores side by side: lddynamodb and the official store with
+// their defaults, and for Get, GetAll and Upsert also lddynamodb counting its work in a Metrics. Besides ns/op, B/op and allocs/op
 // each reports cpu-ns/op (the benchmark process's user and system CPU time, not the server's),
 // calls/op and rows-written/op (counted on the wire for both stores alike), and Init reports
 // dropped-rows/op: rows that did not hold what Init was given when it returned, read back from
@@ -26,18 +27,18 @@ func BenchmarkInit(b *testing.B) {
 		data := testenv.PerfData(n-n/10, n/10, 1)
 		changed := testenv.PerfWithChanges(data, []int{len(data[0].Items) / 10, len(data[1].Items) / 10}, 2)
 		b.Run(fmt.Sprintf("items=%d/init=cold", n), func(b *testing.B) {
-			eachPeer(b, []network{direct, slow, partial}, func(b *testing.B, p peer, net network) {
+			eachPeer(b, []network{direct, slow, partial}, []peer{ours, theirs}, func(b *testing.B, p peer, net network) {
 				benchColdInit(b, p, net, data)
 			})
 		})
 		b.Run(fmt.Sprintf("items=%d/init=unchanged", n), func(b *testing.B) {
-			eachPeer(b, []network{direct, slow, partial}, func(b *testing.B, p peer, net network) {
+			eachPeer(b, []network{direct, slow, partial}, []peer{ours, theirs}, func(b *testing.B, p peer, net network) {
 				benchReInit(b, p, net, data, data)
 			})
 		})
 		// Alternating between the two data sets changes the same 10 % every time.
 		b.Run(fmt.Sprintf("items=%d/init=changed-10%%", n), func(b *testing.B) {
-			eachPeer(b, []network{direct, slow, partial}, func(b *testing.B, p peer, net network) {
+			eachPeer(b, []network{direct, slow, partial}, []peer{ours, theirs}, func(b *testing.B, p peer, net network) {
 				benchReInit(b, p, net, data, changed, data)
 			})
 		})
@@ -121,7 +122,7 @@ func droppedRows(b *testing.B, table string, data []ldstoretypes.SerializedColle
 // iteration i calls it with i.
 func benchCalls(b *testing.B, data []ldstoretypes.SerializedCollection,
 	prepare func(b *testing.B, store subsystems.PersistentDataStore) func(i int)) {
-	eachPeer(b, []network{direct, slow}, func(b *testing.B, p peer, net network) {
+	eachPeer(b, []network{direct, slow}, []peer{ours, theirs, metered}, func(b *testing.B, p peer, net network) {
 		httpClient, count := net.client()
 		op := prepare(b, build(b, p, filledTable(b, data), httpClient))
 		m := newMeter(b)

@@ -15,6 +15,7 @@ import (
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 
+	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/faults"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
@@ -28,15 +29,19 @@ type peer struct {
 // quiet is the client context both stores are built with: no logging, which would cost both.
 var quiet = testenv.ContextWithLoggers(ldlog.NewDisabledLoggers())
 
-// peers are the stores compared, each with its defaults (both read with strong consistency).
-var peers = []peer{
-	{"lddynamodb", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
+// The stores compared, each with its defaults (both read with strong consistency).
+var (
+	ours = peer{"lddynamodb", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
 		return testenv.DataStore(table).ClientOptions(withHTTPClient(httpClient)).Build(quiet)
-	}},
-	{"official", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
+	}}
+	theirs = peer{"official", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
 		return official.DataStore(table).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint, withHTTPClient(httpClient)).Build(quiet)
-	}},
-}
+	}}
+	// metered is lddynamodb counting its work in a Metrics, which costs a little on every call.
+	metered = peer{"lddynamodb+metrics", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
+		return testenv.DataStore(table).ClientOptions(withHTTPClient(httpClient)).Metrics(&lddynamodb.Metrics{}).Build(quiet)
+	}}
+)
 
 func withHTTPClient(c *http.Client) func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) { o.HTTPClient = c }
@@ -137,9 +142,10 @@ func filledTable(b *testing.B, data []ldstoretypes.SerializedCollection) string 
 	return table
 }
 
-func eachPeer(b *testing.B, nets []network, fn func(b *testing.B, p peer, n network)) {
+// eachPeer runs fn as a sub-benchmark for each network and store.
+func eachPeer(b *testing.B, nets []network, stores []peer, fn func(b *testing.B, p peer, n network)) {
 	for _, n := range nets {
-		for _, p := range peers {
+		for _, p := range stores {
 			b.Run(fmt.Sprintf("net=%s/store=%s", n.name, p.name), func(b *testing.B) { fn(b, p, n) })
 		}
 	}
