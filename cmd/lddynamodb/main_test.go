@@ -201,7 +201,7 @@ func TestVerifyWrongPrefixSuggestsOthers(t *testing.T) {
 	r = cli(t, "verify", table, "--prefix", "prod")
 	require.Equal(t, exitProblems, r.code)
 	assert.Contains(t, r.stdout, `nothing under prefix "prod"`)
-	assert.Contains(t, r.stdout, "did you mean no --prefix or --prefix production?")
+	assert.Contains(t, r.stdout, "did you mean to leave out --prefix, or --prefix production?")
 
 	assert.Equal(t, exitOK, cli(t, "verify", table, "--prefix", "production").code)
 }

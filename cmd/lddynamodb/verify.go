@@ -165,12 +165,12 @@ func (v *verifier) checkMarker(rows int) {
 		var guesses []string
 		for _, p := range sortedKeys(v.otherPrefixes) {
 			if p == "" {
-				guesses = append(guesses, "no --prefix")
+				guesses = append(guesses, "to leave out --prefix")
 			} else {
 				guesses = append(guesses, "--prefix "+p)
 			}
 		}
-		msg += fmt.Sprintf("; the table has rows under other prefixes: did you mean %s?", strings.Join(guesses, " or "))
+		msg += fmt.Sprintf("; the table has rows under other prefixes: did you mean %s?", strings.Join(guesses, ", or "))
 	case v.scanned && v.scannedRows == 0:
 		msg += `; the table is empty: write flags with "lddynamodb load", or let an SDK or the Relay Proxy fill it`
 	case !v.scanned:
