@@ -624,11 +624,10 @@ func (g *perfGate) RoundTrip(req *http.Request) (*http.Response, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		g.mu.Lock()
-		full := g.inFlight >= min(g.limit, g.batches-g.done)
-		if !full && time.Now().After(deadline) {
-			g.stuck = true
-			full = true
+		if !g.stuck && g.inFlight < min(g.limit, g.batches-g.done) && time.Now().After(deadline) {
+			g.stuck = true // and from then on no call waits
 		}
+		full := g.stuck || g.inFlight >= min(g.limit, g.batches-g.done)
 		g.mu.Unlock()
 		if full {
 			break
