@@ -12,7 +12,11 @@
 //
 // Each call gets the next action scripted for its operation (Script), if any, and otherwise a
 // random one drawn from the operation's Fault with the seeded generator, so a seed replays the
-// same faults for the same sequence of calls. Every call is recorded (Calls, CountByOp).
+// same faults for the same sequence of calls. Every call is recorded (Calls, CountByOp), with
+// when it was sent and answered and which rows it wrote.
+//
+// SetWriteRate makes writes pass only at a number of write units a second per partition key, as
+// one DynamoDB partition does.
 //
 // Requests are forwarded as they are, except a partial BatchWriteItem, whose body is rewritten
 // after the client signed it: that suits local servers, which do not check signatures, and would
@@ -116,6 +120,9 @@ type Fault struct {
 	ResetAfterRate float64
 	// Latency delays every call before anything else happens (or until its context ends).
 	Latency time.Duration
+	// Jitter adds a random delay between zero and Jitter to Latency, drawn for each call, so
+	// that calls sent together are answered in any order.
+	Jitter time.Duration
 	// Outage fails every call with a connection reset before it reaches the server, as when
 	// DynamoDB cannot be reached at all; the rates are then ignored.
 	Outage bool
@@ -134,6 +141,22 @@ type Call struct {
 	Items, Unprocessed int
 	// Status is the HTTP status the client got, or 0 if it got an error instead.
 	Status int
+	// Sent is when the Injector received the call, and Answered when it returned the answer.
+	Sent, Answered time.Time
+	// Writes are the rows a BatchWriteItem call asked to put or delete, in its order.
+	Writes []Write
+}
+
+// Write is one put or delete of a BatchWriteItem call.
+type Write struct {
+	Namespace, Key string
+	Delete         bool
+	// Units is what the write costs in write units: one per KB of the row put, rounded up; one
+	// for a delete.
+	Units int
+	// Held says that the write was handed back in UnprocessedItems or refused with the whole
+	// call (the server did not do it); the other writes of a call answered 200 were done.
+	Held bool
 }
 
 // Injector is an http.RoundTripper that injects faults into DynamoDB calls. It is safe for
@@ -147,6 +170,16 @@ type Injector struct {
 	scripts  map[string][]Action
 	calls    []Call
 	requests int // numbers the fake request IDs
+
+	writeRate float64 // write units a second per partition key; 0 for no limit
+	buckets   map[string]*bucket
+}
+
+// bucket is the write capacity of one partition key: up to one second of writeRate, refilled
+// continuously.
+type bucket struct {
+	units float64
+	at    time.Time
 }
 
 // New returns an Injector that draws its random faults from seed and sends what it forwards to
@@ -167,6 +200,36 @@ func New(seed int64, next http.RoundTripper) *Injector {
 // dynamodb.NewFromConfig or a store's ClientOptions.
 func (i *Injector) ClientOption() func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: i} }
+}
+
+// SetWriteRate limits the writes of every partition key (namespace) to unitsPerSecond write
+// units a second, as DynamoDB limits one partition to 1,000: each key has a bucket of one
+// second's units, full at first and refilled continuously. A BatchWriteItem forwards its writes
+// in order while the bucket of each one's key holds its units, hands the others back in
+// UnprocessedItems, and fails with ProvisionedThroughputExceededException if it could forward
+// none; a PutItem, UpdateItem or DeleteItem whose key's bucket is empty fails so too. Zero turns
+// the limit off. Random and scripted faults come first: the limit applies to calls they pass.
+func (i *Injector) SetWriteRate(unitsPerSecond float64) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.writeRate = unitsPerSecond
+	i.buckets = map[string]*bucket{}
+}
+
+// takeUnits takes units from a partition key's bucket if it holds them.
+func (i *Injector) takeUnits(namespace string, units int, now time.Time) bool {
+	b := i.buckets[namespace]
+	if b == nil {
+		b = &bucket{units: i.writeRate, at: now}
+		i.buckets[namespace] = b
+	}
+	b.units = min(i.writeRate, b.units+now.Sub(b.at).Seconds()*i.writeRate)
+	b.at = now
+	if b.units < float64(units) {
+		return false
+	}
+	b.units -= float64(units)
+	return true
 }
 
 // Set sets the random faults of one operation ("GetItem", "BatchWriteItem", ...), or with op ""
@@ -231,7 +294,7 @@ func opOf(req *http.Request) string {
 	return target[strings.LastIndex(target, ".")+1:]
 }
 
-// choose picks the action for a call of op.
+// choose picks the action for a call of op, and its latency.
 func (i *Injector) choose(op string) (Action, time.Duration) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -239,14 +302,18 @@ func (i *Injector) choose(op string) (Action, time.Duration) {
 	if !ok {
 		f = i.faults[""]
 	}
+	latency := f.Latency
+	if f.Jitter > 0 {
+		latency += time.Duration(i.rng.Int63n(int64(f.Jitter)))
+	}
 	for _, name := range []string{op, ""} {
 		if script := i.scripts[name]; len(script) > 0 {
 			i.scripts[name] = script[1:]
-			return script[0], f.Latency
+			return script[0], latency
 		}
 	}
 	if f.Outage {
-		return ResetBefore, f.Latency
+		return ResetBefore, latency
 	}
 	r := i.rng.Float64()
 	for _, c := range []struct {
@@ -264,11 +331,11 @@ func (i *Injector) choose(op string) (Action, time.Duration) {
 			if action == Unprocessed && op != "BatchWriteItem" {
 				action = Pass
 			}
-			return action, f.Latency
+			return action, latency
 		}
 		r -= c.rate
 	}
-	return Pass, f.Latency
+	return Pass, latency
 }
 
 func (i *Injector) record(c Call) {
@@ -283,7 +350,10 @@ func (i *Injector) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	call := Call{Op: opOf(req)}
+	call := Call{Op: opOf(req), Sent: time.Now()}
+	if call.Op == "BatchWriteItem" {
+		call.Writes = batchWrites(body)
+	}
 	var latency time.Duration
 	call.Action, latency = i.choose(call.Op)
 	if latency > 0 {
@@ -296,12 +366,63 @@ func (i *Injector) RoundTrip(req *http.Request) (*http.Response, error) {
 		case <-timer.C:
 		}
 	}
+	if call.Action == Pass {
+		call.Action = i.limitRate(call.Op, body, &call)
+	}
 	resp, err := i.apply(req, body, call.Action, &call)
 	if resp != nil {
 		call.Status = resp.StatusCode
 	}
+	if !call.Forwarded || (resp != nil && resp.StatusCode != http.StatusOK) {
+		for n := range call.Writes {
+			call.Writes[n].Held = true
+		}
+	}
+	call.Answered = time.Now()
 	i.record(call)
 	return resp, err
+}
+
+// limitRate applies SetWriteRate to a call that would pass: it returns Pass, Unprocessed (with
+// the writes to hand back marked Held) or ProvisionedThroughputExceeded.
+func (i *Injector) limitRate(op string, body []byte, call *Call) Action {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.writeRate == 0 {
+		return Pass
+	}
+	now := time.Now()
+	switch op {
+	case "BatchWriteItem":
+		passed := 0
+		for n, w := range call.Writes {
+			if i.takeUnits(w.Namespace, w.Units, now) {
+				passed++
+			} else {
+				call.Writes[n].Held = true
+			}
+		}
+		switch passed {
+		case len(call.Writes):
+			return Pass
+		case 0:
+			return ProvisionedThroughputExceeded
+		}
+		return Unprocessed
+	case "PutItem", "UpdateItem", "DeleteItem":
+		var in struct {
+			Item, Key map[string]map[string]json.RawMessage
+		}
+		_ = json.Unmarshal(body, &in)
+		item, units := in.Item, rowUnits(in.Item)
+		if item == nil {
+			item, units = in.Key, 1
+		}
+		if !i.takeUnits(stringValue(item["namespace"]), units, now) {
+			return ProvisionedThroughputExceeded
+		}
+	}
+	return Pass
 }
 
 func (i *Injector) apply(req *http.Request, body []byte, action Action, call *Call) (*http.Response, error) {
@@ -368,21 +489,35 @@ func (i *Injector) partialBatch(req *http.Request, body []byte, call *Call) (*ht
 		}
 	}
 	call.Items = len(all)
-	forwarded, held := batchRequest{}, batchRequest{}
-	i.mu.Lock()
-	keep := 0 // how many to forward: 0 to all but one
-	if len(all) > 0 {
-		keep = i.rng.Intn(len(all))
+	// The writes to hand back: those the rate limit marked, or a random part (none to all but
+	// one).
+	hold := make([]bool, len(all))
+	limited := false
+	for n, w := range call.Writes {
+		if w.Held && n < len(hold) {
+			hold[n], limited = true, true
+		}
 	}
-	order := i.rng.Perm(len(all))
-	i.mu.Unlock()
-	for n, idx := range order {
-		w := all[idx]
-		if n < keep {
-			forwarded[w.table] = append(forwarded[w.table], w.req)
-		} else {
+	if !limited && len(all) > 0 {
+		i.mu.Lock()
+		keep := i.rng.Intn(len(all))
+		for n, idx := range i.rng.Perm(len(all)) {
+			hold[idx] = n >= keep
+		}
+		i.mu.Unlock()
+	}
+	forwarded, held := batchRequest{}, batchRequest{}
+	keep := 0
+	for idx, w := range all {
+		if hold[idx] {
 			held[w.table] = append(held[w.table], w.req)
 			call.Unprocessed++
+			if idx < len(call.Writes) {
+				call.Writes[idx].Held = true
+			}
+		} else {
+			forwarded[w.table] = append(forwarded[w.table], w.req)
+			keep++
 		}
 	}
 	out := map[string]json.RawMessage{}
@@ -418,6 +553,77 @@ func (i *Injector) partialBatch(req *http.Request, body []byte, call *Call) (*ht
 	out["UnprocessedItems"], _ = json.Marshal(held)
 	data, _ := json.Marshal(out)
 	return i.response(req, http.StatusOK, data), nil
+}
+
+// batchWrites lists the writes of a BatchWriteItem request, in the order of its body (one
+// table, as the stores send them).
+func batchWrites(body []byte) []Write {
+	var in struct {
+		RequestItems map[string][]struct {
+			PutRequest *struct {
+				Item map[string]map[string]json.RawMessage
+			}
+			DeleteRequest *struct {
+				Key map[string]map[string]json.RawMessage
+			}
+		}
+	}
+	if json.Unmarshal(body, &in) != nil {
+		return nil
+	}
+	var writes []Write
+	for _, reqs := range in.RequestItems {
+		for _, r := range reqs {
+			switch {
+			case r.PutRequest != nil:
+				item := r.PutRequest.Item
+				writes = append(writes, Write{Namespace: stringValue(item["namespace"]), Key: stringValue(item["key"]),
+					Units: rowUnits(item)})
+			case r.DeleteRequest != nil:
+				key := r.DeleteRequest.Key
+				writes = append(writes, Write{Namespace: stringValue(key["namespace"]), Key: stringValue(key["key"]),
+					Delete: true, Units: 1})
+			}
+		}
+	}
+	return writes
+}
+
+// stringValue is the value of a DynamoDB JSON string attribute ({"S": "..."}), or "".
+func stringValue(attr map[string]json.RawMessage) string {
+	var s string
+	_ = json.Unmarshal(attr["S"], &s)
+	return s
+}
+
+// rowUnits is the write units of a row in DynamoDB JSON: one per KB, rounded up, of its
+// attribute names and values (strings by their bytes, numbers by their digits, a little more
+// than DynamoDB counts them).
+func rowUnits(row map[string]map[string]json.RawMessage) int {
+	size := 0
+	for name, typed := range row {
+		size += len(name)
+		for typ, raw := range typed {
+			var s string
+			var ss []string
+			switch typ {
+			case "S":
+				_ = json.Unmarshal(raw, &s)
+				size += len(s)
+			case "N":
+				_ = json.Unmarshal(raw, &s)
+				size += len(s)/2 + 2
+			case "SS":
+				_ = json.Unmarshal(raw, &ss)
+				for _, s := range ss {
+					size += len(s)
+				}
+			default:
+				size += len(raw)
+			}
+		}
+	}
+	return max(1, (size+1023)/1024)
 }
 
 // forward sends a request with the given body to the server.

@@ -74,7 +74,7 @@ func TestErrorRepliesAreDynamoDBErrors(t *testing.T) {
 			require.ErrorAs(t, err, &apiErr)
 			assert.Equal(t, tc.code, apiErr.ErrorCode())
 			assert.False(t, exists(t, table, tc.code), "the server must not have seen the call")
-			assert.Equal(t, []faults.Call{{Op: "PutItem", Action: tc.action, Status: tc.status}}, inj.Calls())
+			assert.Equal(t, []faults.Call{{Op: "PutItem", Action: tc.action, Status: tc.status}}, untimed(inj.Calls()))
 		})
 	}
 	t.Run("modeled type", func(t *testing.T) {
@@ -120,12 +120,81 @@ func TestUnprocessedForwardsOnlyPartOfABatch(t *testing.T) {
 			assert.Equal(t, 25, calls[0].Items)
 			assert.Equal(t, len(handedBack), calls[0].Unprocessed)
 			assert.NotZero(t, len(handedBack), "a partial batch hands back at least one item")
-			for n := range 25 {
+			require.Len(t, calls[0].Writes, 25)
+			for n, w := range calls[0].Writes {
 				k := fmt.Sprintf("%d-%d", seed, n)
+				assert.Equal(t, faults.Write{Namespace: "ns", Key: k, Units: 1, Held: handedBack[k]}, w)
 				assert.NotEqual(t, handedBack[k], exists(t, table, k), "item %s must be written or handed back, not both", k)
 			}
 		})
 	}
+}
+
+// TestWriteRateLimitsEachPartition sets a rate of one write unit a second, so that each
+// partition key's bucket holds one unit at first and refills too slowly to matter here.
+func TestWriteRateLimitsEachPartition(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	inj.SetWriteRate(1)
+	c := client(inj)
+	batch := func(namespace string, n int) ([]types.WriteRequest, error) {
+		var writes []types.WriteRequest
+		for i := range n {
+			item := row(fmt.Sprintf("%s-%d", namespace, i))
+			item["namespace"] = &types.AttributeValueMemberS{Value: namespace}
+			writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+		}
+		out, err := c.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{table: writes}})
+		if err != nil {
+			return nil, err
+		}
+		return out.UnprocessedItems[table], nil
+	}
+	unprocessed, err := batch("a", 25)
+	require.NoError(t, err)
+	assert.Len(t, unprocessed, 24, "the first write takes the one unit in the bucket")
+	_, err = batch("a", 3)
+	var pte *types.ProvisionedThroughputExceededException
+	require.ErrorAs(t, err, &pte, "nothing left: the whole call is refused")
+	unprocessed, err = batch("b", 2)
+	require.NoError(t, err)
+	assert.Len(t, unprocessed, 1, "another partition key has a bucket of its own")
+	_, err = c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row("single")})
+	require.NoError(t, err, "partition ns has its unit")
+	_, err = c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: row("single-2")})
+	require.ErrorAs(t, err, &pte)
+
+	calls := inj.Calls()
+	require.Len(t, calls, 5)
+	assert.Equal(t, faults.Unprocessed, calls[0].Action)
+	assert.Equal(t, 24, calls[0].Unprocessed)
+	assert.False(t, calls[0].Writes[0].Held)
+	assert.True(t, calls[0].Writes[1].Held)
+	assert.Equal(t, faults.ProvisionedThroughputExceeded, calls[1].Action)
+	assert.True(t, calls[1].Writes[0].Held)
+	for _, call := range calls {
+		assert.False(t, call.Answered.Before(call.Sent))
+	}
+}
+
+// TestJitterSpreadsLatency checks that Jitter adds a random delay to Latency, so that calls are
+// answered out of order.
+func TestJitterSpreadsLatency(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	inj.SetAll(faults.Fault{Latency: time.Millisecond, Jitter: 20 * time.Millisecond})
+	for range 10 {
+		_, err := client(inj).GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: key("k")})
+		require.NoError(t, err)
+	}
+	durations := map[time.Duration]bool{}
+	for _, call := range inj.Calls() {
+		d := call.Answered.Sub(call.Sent)
+		assert.GreaterOrEqual(t, d, time.Millisecond)
+		durations[d.Round(time.Millisecond)] = true
+	}
+	assert.Greater(t, len(durations), 1, "latencies differ")
 }
 
 func TestResets(t *testing.T) {
@@ -144,7 +213,7 @@ func TestResets(t *testing.T) {
 				TableName: aws.String(table), Item: row(tc.action.String())})
 			require.ErrorContains(t, err, "connection reset")
 			assert.Equal(t, tc.serverSawIt, exists(t, table, tc.action.String()))
-			assert.Equal(t, []faults.Call{{Op: "PutItem", Action: tc.action, Forwarded: tc.serverSawIt}}, inj.Calls())
+			assert.Equal(t, []faults.Call{{Op: "PutItem", Action: tc.action, Forwarded: tc.serverSawIt}}, untimed(inj.Calls()))
 		})
 	}
 }
@@ -218,4 +287,12 @@ func TestRatesAreSeededAndRoughlyKept(t *testing.T) {
 	assert.InDelta(t, 40, counts[faults.ResetAfter], 25)
 	assert.InDelta(t, 200, counts[faults.Pass], 50)
 	assert.Zero(t, counts[faults.Unprocessed], "only BatchWriteItem calls are made partial")
+}
+
+// untimed is calls without their times, to compare with expected calls.
+func untimed(calls []faults.Call) []faults.Call {
+	for n := range calls {
+		calls[n].Sent, calls[n].Answered = time.Time{}, time.Time{}
+	}
+	return calls
 }
