@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-jsonstream/v3/jreader"
@@ -24,9 +25,16 @@ const (
 	initedKey       = "$inited"
 	prefixSeparator = ":"
 
-	// MaxItemBytes is DynamoDB's limit on the size of one item (row), 400 KB. Items larger than
-	// this cannot be stored; Init skips them with a warning and Upsert returns an error.
+	// MaxItemBytes is DynamoDB's limit on the size of one item (row), 400 KB, as RowSize counts
+	// it. Larger items cannot be stored: Init skips them (and removes their older row), Upsert
+	// returns an error.
 	MaxItemBytes = 400 * 1024
+	// MaxPartitionKeyBytes is DynamoDB's limit on a partition key value (the namespace, with its
+	// prefix), in UTF-8 bytes; MaxSortKeyBytes the limit on a sort key value (the flag or segment
+	// key). Both must also be at least one byte. Items with other keys are handled like oversize
+	// items.
+	MaxPartitionKeyBytes = 2048
+	MaxSortKeyBytes      = 1024
 
 	// maxBatchWriteItems is DynamoDB's limit on the requests in one BatchWriteItem call.
 	maxBatchWriteItems = 25
@@ -102,9 +110,11 @@ func tombstoneJSON(key string, version int) []byte {
 		Build().JSONString())
 }
 
-// RowSize is the size of a row as the store counts it against MaxItemBytes and in
-// Metrics.BytesWritten: the lengths of the attribute names plus their values (numbers counted as
-// their decimal string, which is never less than DynamoDB's packed encoding).
+// RowSize is the size of a row as DynamoDB counts it against MaxItemBytes, and as the store
+// counts it in Metrics.BytesWritten: the UTF-8 lengths of the attribute names plus the sizes of
+// their values. A string is its UTF-8 bytes; a number is packed two digits to a byte (see
+// numberSize). For the number encodings that DynamoDB documents only approximately, it counts
+// the larger size, so that it never under-counts.
 func RowSize(row map[string]types.AttributeValue) int {
 	size := 0
 	for name, value := range row {
@@ -113,14 +123,90 @@ func RowSize(row map[string]types.AttributeValue) int {
 		case *types.AttributeValueMemberS:
 			size += len(v.Value)
 		case *types.AttributeValueMemberN:
-			size += len(v.Value)
+			size += numberSize(v.Value)
 		case *types.AttributeValueMemberSS:
 			for _, s := range v.Value {
 				size += len(s)
 			}
+		case *types.AttributeValueMemberNS:
+			for _, n := range v.Value {
+				size += numberSize(n)
+			}
+		case *types.AttributeValueMemberB:
+			size += len(v.Value)
+		case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+			size++
 		}
 	}
 	return size
+}
+
+// numberSize is the size of a number in DynamoDB: its significant digits packed in base 100,
+// in pairs aligned on the decimal point, plus one byte of exponent, plus one more if negative
+// (so "1" and "10" are 2 bytes, "123" is 3, "10010" is 4: 1|00|10). Zero is 1 byte. This is also
+// dynalite's rule. A string that is not a plain decimal is counted as one byte per character
+// plus two, more than any number of that length takes.
+func numberSize(n string) int {
+	s := n
+	negative := strings.HasPrefix(s, "-")
+	s = strings.TrimLeft(s, "+-")
+	mantissa, exponent := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.Atoi(s[i+1:])
+		if err != nil {
+			return len(n) + 2
+		}
+		mantissa, exponent = s[:i], e
+	}
+	intPart, fracPart, _ := strings.Cut(mantissa, ".")
+	digits := intPart + fracPart
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return len(n) + 2
+	}
+	// pos is the power of ten of the first digit of digits.
+	pos := len(intPart) - 1 + exponent
+	trimmed := strings.TrimLeft(digits, "0")
+	pos -= len(digits) - len(trimmed)
+	trimmed = strings.TrimRight(trimmed, "0")
+	if trimmed == "" {
+		return 1
+	}
+	// Pairs are aligned so that each starts at an odd power of ten: the first digit starts a
+	// pair of its own if its power is even.
+	count := len(trimmed)
+	if pos%2 == 0 {
+		count++
+	}
+	size := 1 + (count+1)/2
+	if negative {
+		size++
+	}
+	return size
+}
+
+// keyProblem says why DynamoDB would refuse a row with these keys, or "" if it would not.
+func keyProblem(namespace, key string) string {
+	switch {
+	case key == "":
+		return "the key is empty, and DynamoDB refuses an empty sort key"
+	case len(key) > MaxSortKeyBytes:
+		return fmt.Sprintf("the key is %d bytes, over DynamoDB's sort key limit of %d", len(key), MaxSortKeyBytes)
+	case len(namespace) > MaxPartitionKeyBytes:
+		return fmt.Sprintf("the namespace %q is %d bytes, over DynamoDB's partition key limit of %d",
+			namespace, len(namespace), MaxPartitionKeyBytes)
+	}
+	return ""
+}
+
+// rowProblem says why DynamoDB cannot hold a row, its keys or its size, or "" if it can.
+func rowProblem(namespace, key string, row map[string]types.AttributeValue) string {
+	if problem := keyProblem(namespace, key); problem != "" {
+		return problem
+	}
+	if size := RowSize(row); size > MaxItemBytes {
+		return fmt.Sprintf("the row is %d bytes, over DynamoDB's item limit of %d", size, MaxItemBytes)
+	}
+	return ""
 }
 
 // RowError says that a row of the table could not be decoded. Reads that meet such a row fail

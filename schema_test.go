@@ -115,3 +115,68 @@ func TestRowSize(t *testing.T) {
 	// namespace+features, key+k, version+12, item+100 bytes
 	assert.Equal(t, len("namespace")+len("features")+len("key")+1+len("version")+2+len("item")+100, RowSize(r))
 }
+
+// TestNumberSize pins DynamoDB's size of numbers (and dynalite's, which
+// TestRowSizeAgreesWithTheServerAtTheLimit checks against the server): significant digits in
+// pairs aligned on the decimal point, plus one byte, plus one if negative.
+func TestNumberSize(t *testing.T) {
+	for _, tt := range []struct {
+		n    string
+		want int
+	}{
+		{"0", 1}, {"-0", 1}, {"0.000", 1},
+		{"1", 2}, {"9", 2}, {"10", 2}, {"100", 2}, {"1000000", 2},
+		{"12", 2}, {"99", 2}, {"123", 3}, {"1234", 3}, {"12345", 4},
+		{"101", 3}, {"1001", 3}, {"10010", 4}, // 1|00|10: the pairs are aligned, not counted from the first digit
+		{"-1", 3}, {"-123", 4},
+		{"0.5", 2}, {"0.05", 2}, {"1.5", 3}, {"12.5", 3}, {"007", 2}, {"1.50", 3},
+		{"1e3", 2}, {"1E+2", 2}, {"1.23e-4", 3},
+		{"1700000000000", 3}, // a Unix time in ms: 1|70|00|...
+		{"99999999999999999999999999999999999999", 20},
+		{"not a number", len("not a number") + 2},
+	} {
+		t.Run(tt.n, func(t *testing.T) {
+			assert.Equal(t, tt.want, numberSize(tt.n))
+		})
+	}
+}
+
+func TestItemUses(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		json string
+		want []itemRef
+	}{
+		{"flag", `{"key":"f","prerequisites":[{"variation":0,"key":"p1"},{"key":"p2"}],` +
+			`"rules":[{"clauses":[{"values":["s1",2,["x"],{"a":1}],"op":"segmentMatch"},{"op":"in","values":["not-a-segment"]}]},` +
+			`{"id":"r","clauses":[{"op":"segmentMatch","values":["s2"]}]}]}`,
+			[]itemRef{{"features", "p1"}, {"features", "p2"}, {"segments", "s1"}, {"segments", "s2"}}},
+		{"segment", `{"key":"s","rules":[{"clauses":[{"op":"segmentMatch","values":["s0"]}]}],"included":["u"]}`,
+			[]itemRef{{"segments", "s0"}}},
+		{"nulls", `{"prerequisites":null,"rules":[{"clauses":null}]}`, nil},
+		{"tombstone", `{"key":"f","version":2,"deleted":true}`, nil},
+		{"not json", `{"rules":[{"clauses":[{"op":"segmentMatch","values":["s1"`, []itemRef{{"segments", "s1"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, itemUses([]byte(tt.json)))
+		})
+	}
+}
+
+// TestLinkUsesCutsCycles checks that items using each other in a circle do not wait for each
+// other forever: every cycle loses one edge, and the rest of the order stays.
+func TestLinkUsesCutsCycles(t *testing.T) {
+	a, b, c, d := &initWrite{key: "a"}, &initWrite{key: "b"}, &initWrite{key: "c"}, &initWrite{key: "d"}
+	puts := map[itemRef]*initWrite{{"features", "a"}: a, {"features", "b"}: b, {"features", "c"}: c, {"features", "d"}: d}
+	uses := map[*initWrite][]itemRef{
+		a: {{"features", "b"}},
+		b: {{"features", "c"}},
+		c: {{"features", "a"}, {"features", "missing"}},
+		d: {{"features", "d"}, {"features", "a"}},
+	}
+	linkUses([]*initWrite{a, b, c, d}, puts, uses)
+	assert.Equal(t, []int{1, 1, 0, 1}, []int{a.waiting, b.waiting, c.waiting, d.waiting})
+	assert.Equal(t, []*initWrite{b}, c.users, "b waits for c")
+	assert.Equal(t, []*initWrite{a}, b.users, "a waits for b; c's use of a closes the cycle and is cut")
+	assert.Equal(t, []*initWrite{d}, a.users, "d waits for a, not for itself")
+}
