@@ -383,6 +383,19 @@ func TestVerifyListsAtMostALimit(t *testing.T) {
 	}
 }
 
+func TestVerifyWarnsOfKeysAtTheLimit(t *testing.T) {
+	table := testenv.NewTable(t)
+	at := strings.Repeat("k", lddynamodb.MaxSortKeyBytes)
+	below := at[1:]
+	flagAt, flagBelow := boolFlag(at, 1, true), boolFlag(below, 1, true)
+	fill(t, table, "", map[string]*ldmodel.FeatureFlag{at: &flagAt, below: &flagBelow}, nil)
+
+	r := cli(t, "verify", table)
+	assert.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, "warnings (1):")
+	assert.Contains(t, r.stdout, "its sort key is 1024 bytes, at DynamoDB's limit of 1024")
+}
+
 func TestDumpLoadsInFileDataSource(t *testing.T) {
 	table := testenv.NewTable(t)
 	a, b, off := boolFlag("flag-a", 3, true), segmentFlag("flag-b", 5, "seg-1"), boolFlag("flag-off", 2, false)

@@ -234,6 +234,22 @@ func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValu
 		warnings = append(warnings, fmt.Sprintf("%s: %d bytes, near DynamoDB's item limit of %d; a little more and it cannot be stored",
 			name, size, lddynamodb.MaxItemBytes))
 	}
+	for _, k := range []struct {
+		what, value string
+		limit       int
+	}{
+		{"sort key", rowKey, lddynamodb.MaxSortKeyBytes},
+		{"partition key", namespace, lddynamodb.MaxPartitionKeyBytes},
+	} {
+		switch {
+		case len(k.value) > k.limit:
+			problems = append(problems, fmt.Sprintf("%s: its %s is %d bytes, over DynamoDB's limit of %d; the store cannot write it",
+				name, k.what, len(k.value), k.limit))
+		case len(k.value) == k.limit:
+			warnings = append(warnings, fmt.Sprintf("%s: its %s is %d bytes, at DynamoDB's limit of %d; a longer one cannot be stored",
+				name, k.what, len(k.value), k.limit))
+		}
+	}
 	key, item, err := lddynamodb.DecodeRow(row)
 	if err != nil {
 		return false, append(problems, fmt.Sprintf("%s: undecodable: %v", name, err)), warnings
