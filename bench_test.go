@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/faults"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
 
@@ -244,4 +246,95 @@ func BenchmarkUpsert(b *testing.B) {
 		b.StopTimer()
 		reportWork(b, m)
 	})
+}
+
+// flatFlags is n small flags that use nothing, so that Init has no order to keep.
+func flatFlags(n int) []ldstoretypes.SerializedCollection {
+	flags := make([]ldstoretypes.KeyedSerializedItemDescriptor, n)
+	for i := range flags {
+		flags[i] = testenv.Flag(fmt.Sprintf("flag-%05d", i), 1, 0)
+	}
+	return testenv.AllData(flags, nil)
+}
+
+// withoutUses is data with the same items, keys and sizes, but whose references name items
+// that do not exist, so that Init has no order to keep: the unordered baseline of data.
+func withoutUses(data []ldstoretypes.SerializedCollection) []ldstoretypes.SerializedCollection {
+	out := make([]ldstoretypes.SerializedCollection, len(data))
+	for k, coll := range data {
+		items := make([]ldstoretypes.KeyedSerializedItemDescriptor, len(coll.Items))
+		for i, it := range coll.Items {
+			text := strings.ReplaceAll(string(it.Item.SerializedItem), `"segment-`, `"unknown-`)
+			text = strings.ReplaceAll(text, `"key":"flag-`, `"key":"unknown`)
+			it.Item.SerializedItem = []byte(text)
+			items[i] = it
+		}
+		out[k] = ldstoretypes.SerializedCollection{Kind: coll.Kind, Items: items}
+	}
+	return out
+}
+
+// BenchmarkInitOrder measures a cold Init with 10 ms added to every call, as in a region: of
+// 5,000 flat flags one batch at a time and BatchConcurrency at once (the speedup of concurrent
+// batches), and of the dependent data set (200 segments, half using another in chains three
+// deep; 3,000 flags, a third matching segments, prerequisite chains five deep) written in the
+// SDK's order, next to the same items with the references cut (unordered: nothing to wait for).
+func BenchmarkInitOrder(b *testing.B) {
+	slow := func(concurrency int) func(*lddynamodb.DataStoreBuilder) {
+		return func(d *lddynamodb.DataStoreBuilder) {
+			d.BatchConcurrency(concurrency).
+				ClientOptions(func(o *dynamodb.Options) { o.HTTPClient = slowHTTPClient{o.HTTPClient, 10 * time.Millisecond} })
+		}
+	}
+	flat := flatFlags(5000)
+	b.Run("flat=5000/concurrency=1", func(b *testing.B) { benchColdInit(b, flat, slow(1)) })
+	b.Run(fmt.Sprintf("flat=5000/concurrency=%d", lddynamodb.DefaultBatchConcurrency), func(b *testing.B) {
+		benchColdInit(b, flat, slow(lddynamodb.DefaultBatchConcurrency))
+	})
+	deep, _ := testenv.DependentData(1, 200, 3000, 1)
+	b.Run("dependent/ordered", func(b *testing.B) { benchColdInit(b, deep, slow(lddynamodb.DefaultBatchConcurrency)) })
+	b.Run("dependent/unordered", func(b *testing.B) {
+		benchColdInit(b, withoutUses(deep), slow(lddynamodb.DefaultBatchConcurrency))
+	})
+}
+
+// BenchmarkInitPaced measures a cold Init of 6,000 small flags (one write unit each) against a
+// limit of 1,000 write units a second on the partition key, as DynamoDB has: the bucket starts
+// with one second's units, so the floor is 5 s. It reports the floor, the time against it, the
+// share of items sent more than once (on the wire, the AWS SDK's retries included) and calls.
+func BenchmarkInitPaced(b *testing.B) {
+	const n, rate = 6000, 1000
+	data := flatFlags(n)
+	floor := time.Duration(float64(n-rate) / rate * float64(time.Second))
+	var elapsed time.Duration
+	var sent, calls int
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		table, drop := benchTable(b)
+		inj := faults.New(int64(i), nil)
+		inj.SetWriteRate(rate)
+		store, _ := testenv.Build(b, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
+		b.StartTimer()
+		start := time.Now()
+		err := store.Init(data)
+		elapsed += time.Since(start)
+		b.StopTimer()
+		require.NoError(b, err)
+		for _, c := range inj.Calls() {
+			sent += len(c.Writes)
+			if c.Op == "BatchWriteItem" {
+				calls++
+			}
+		}
+		require.Zero(b, testenv.Lost(b, table, data))
+		require.NoError(b, store.Close())
+		drop()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	per := float64(b.N)
+	b.ReportMetric(floor.Seconds(), "floor-s")
+	b.ReportMetric(elapsed.Seconds()/per/floor.Seconds(), "x-floor")
+	b.ReportMetric(float64(sent-n*b.N)/float64(n*b.N)*100, "%resent")
+	b.ReportMetric(float64(calls)/per, "BatchWriteItem/op")
 }

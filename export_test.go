@@ -1,6 +1,8 @@
 package lddynamodb
 
 import (
+	"time"
+
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 )
 
@@ -8,4 +10,12 @@ import (
 // new row is prepared and before it is written: the SDK suite's concurrent modification hook.
 func SetBeforeUpsertWrite(s subsystems.PersistentDataStore, hook func()) {
 	s.(*store).beforeUpsertWrite = hook
+}
+
+// SetInitProgressInterval makes every Init log its progress at interval d, and returns a
+// function that restores the default.
+func SetInitProgressInterval(d time.Duration) (restore func()) {
+	old := initProgressInterval
+	initProgressInterval = d
+	return func() { initProgressInterval = old }
 }

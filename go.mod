@@ -18,7 +18,6 @@ require (
 	github.com/spf13/pflag v1.0.9
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
-	golang.org/x/sync v0.8.0
 	gopkg.in/ghodss/yaml.v1 v1.0.0
 )
 
@@ -48,5 +47,6 @@ require (
 	github.com/mailru/easyjson v0.7.7 // indirect
 	github.com/patrickmn/go-cache v2.1.0+incompatible // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sync v0.8.0 // indirect
 	gopkg.in/yaml.v2 v2.3.0 // indirect
 )

@@ -37,6 +37,15 @@ type MetricsSnapshot struct {
 	CapacityUnits float64
 	// StaleReads counts reads that failed and were answered from the stale-if-error cache.
 	StaleReads int64
+	// ThrottledItems counts the write requests of Init that DynamoDB did not take for lack of
+	// capacity: returned in UnprocessedItems, or in a call refused with a throughput error.
+	ThrottledItems int64
+	// ResentItems counts the write requests that Init sent more than once (after a throttle, a
+	// transient failure, or a reset connection), once per extra send.
+	ResentItems int64
+	// SkippedItems counts the items that Init or Upsert did not write because DynamoDB cannot
+	// hold them (over MaxItemBytes, or a key empty or over its limit).
+	SkippedItems int64
 }
 
 // TotalCalls is the number of API calls of all operations.
@@ -87,6 +96,27 @@ func (m *Metrics) record(op string, err error, capacityUnits float64, itemsWritt
 	m.s.CapacityUnits += capacityUnits
 	m.s.ItemsWritten += int64(itemsWritten)
 	m.s.BytesWritten += int64(bytesWritten)
+}
+
+// recordInit adds what one BatchWriteItem call of Init met: items throttled and items sent
+// again.
+func (m *Metrics) recordInit(throttled, resent int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.s.ThrottledItems += int64(throttled)
+	m.s.ResentItems += int64(resent)
+}
+
+func (m *Metrics) recordSkipped() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.s.SkippedItems++
 }
 
 func (m *Metrics) recordStaleRead() {

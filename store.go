@@ -2,7 +2,6 @@ package lddynamodb
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,17 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
-	"golang.org/x/sync/errgroup"
 )
-
-// maxRetryBackoff caps the wait between Init's retries of throttled or unprocessed writes.
-const maxRetryBackoff = 5 * time.Second
 
 // store is the DynamoDB PersistentDataStore.
 //
@@ -113,83 +107,6 @@ func (s *store) errorf(err error, format string, args ...any) error {
 	return fmt.Errorf("lddynamodb: table %q: %s: %w", s.table, fmt.Sprintf(format, args...), withCredentialsCause(err))
 }
 
-func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
-	ctx, cancel := context.WithTimeout(s.ctx, s.initTimeout)
-	defer cancel()
-
-	var writes []types.WriteRequest
-	for _, coll := range allData {
-		namespace := Namespace(s.prefix, coll.Kind)
-		stored, err := s.storedRows(ctx, namespace)
-		if err != nil {
-			return s.errorf(err, "init: reading keys of %s", coll.Kind)
-		}
-		// Differential Init: a row that already holds the new item, same version and same JSON,
-		// is left alone. The JSON is compared too because not every data source bumps versions
-		// (the file data source keeps a flag's version when the file changes). If another writer
-		// raises a row's version after the Query, skipping keeps its newer row where a rewrite
-		// would have replaced it: skipping never loses more than rewriting.
-		for _, item := range coll.Items {
-			old, exists := stored[item.Key]
-			delete(stored, item.Key)
-			if exists && old.version == item.Item.Version && old.digest == sha256.Sum256(itemText(item.Key, item.Item)) {
-				continue
-			}
-			row := encodeRow(namespace, item.Key, item.Item)
-			if size := RowSize(row); size > MaxItemBytes {
-				s.loggers.Warnf("table %q: %s %q is %d bytes, over DynamoDB's item limit of %d; not stored (its row, if any, is left as it was)",
-					s.table, coll.Kind, item.Key, size, MaxItemBytes)
-				continue
-			}
-			writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: row}})
-		}
-		for key := range stored {
-			writes = append(writes, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: rowKey(namespace, key)}})
-		}
-	}
-	if err := s.batchWrite(ctx, writes); err != nil {
-		return s.errorf(err, "init")
-	}
-	// The marker goes last, so that a store that failed halfway never reads as initialized.
-	marker := &dynamodb.PutItemInput{TableName: &s.table, Item: initedRowKey(s.prefix)}
-	err := retryUntilDone(ctx, func() (bool, error) {
-		err := s.put(ctx, marker)
-		return err == nil, err
-	})
-	if err != nil {
-		return s.errorf(err, "init: writing the initialized marker")
-	}
-	s.stale.replaceAll(allData)
-	return nil
-}
-
-// storedRow is what Init needs to know of a row to decide whether to rewrite it.
-type storedRow struct {
-	version int
-	digest  [sha256.Size]byte // of the item's JSON, so that the JSON itself need not be kept
-}
-
-// storedRows reads the key, version and item digest of every row in a namespace. Projecting away
-// only `namespace` saves nothing worth having: DynamoDB charges a Query, and cuts its 1 MB pages,
-// by the size of the whole rows read. The read is strongly consistent whatever ConsistentReads
-// says: an eventually consistent one could miss a row written a moment ago (which Init would
-// then leave behind) or still show one just deleted at the new version (which Init would skip).
-func (s *store) storedRows(ctx context.Context, namespace string) (map[string]storedRow, error) {
-	rows := map[string]storedRow{}
-	err := s.query(ctx, namespace, true, storedRowsQuery, func(row map[string]types.AttributeValue) error {
-		key, _ := stringAttr(row, AttrKey)
-		// A row whose version cannot be read is rewritten, so -1 never equals a real version.
-		version, err := versionAttr(row)
-		if err != nil {
-			version = -1
-		}
-		text, _ := stringAttr(row, attrItem)
-		rows[key] = storedRow{version: version, digest: sha256.Sum256([]byte(text))}
-		return nil
-	})
-	return rows, err
-}
-
 // query calls fn for every row of a namespace, page by page, with expr (namespaceQuery or
 // storedRowsQuery) and strongly consistent reads if consistent is set.
 func (s *store) query(ctx context.Context, namespace string, consistent bool, expr fixedExpression,
@@ -214,60 +131,6 @@ func (s *store) query(ctx context.Context, namespace string, consistent bool, ex
 		}
 	}
 	return nil
-}
-
-// batchWrite writes requests in batches of 25, at most batchConcurrency at once. The first batch
-// that fails cancels the others.
-func (s *store) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
-	group, ctx := errgroup.WithContext(ctx)
-	group.SetLimit(s.batchConcurrency)
-	for start := 0; start < len(writes) && ctx.Err() == nil; start += maxBatchWriteItems {
-		batch := writes[start:min(start+maxBatchWriteItems, len(writes))]
-		group.Go(func() error {
-			// A batch whose turn comes after another failed is not sent at all.
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return s.writeBatch(ctx, batch)
-		})
-	}
-	return group.Wait()
-}
-
-// writeBatch sends one batch and then its UnprocessedItems until all are written or ctx ends.
-// DynamoDB hands items back unprocessed when it throttles, so giving up on them would silently
-// lose data; a call that fails transiently (after the AWS SDK's own retries) is sent again too.
-func (s *store) writeBatch(ctx context.Context, batch []types.WriteRequest) error {
-	pending := map[string][]types.WriteRequest{s.table: batch}
-	return retryUntilDone(ctx, func() (bool, error) {
-		out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending}, s.callOpts...)
-		if err != nil {
-			return false, err
-		}
-		pending = out.UnprocessedItems
-		return len(pending[s.table]) == 0, nil
-	})
-}
-
-// retryUntilDone calls attempt, with jittered exponential backoff between calls, until it reports
-// done, fails with an error that no retry can fix, or ctx ends (an error naming the last failure).
-func retryUntilDone(ctx context.Context, attempt func() (done bool, err error)) error {
-	backoff := retry.NewExponentialJitterBackoff(maxRetryBackoff)
-	for n := 1; ; n++ {
-		done, err := attempt()
-		if done || (err != nil && !isTransient(err)) {
-			return err
-		}
-		delay, _ := backoff.BackoffDelay(n, err)
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = errors.New("items still unprocessed")
-			}
-			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
-		case <-time.After(delay):
-		}
-	}
 }
 
 func (s *store) put(ctx context.Context, in *dynamodb.PutItemInput) error {
@@ -324,10 +187,12 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor) (bool, error) {
 	ctx, cancel := s.operation()
 	defer cancel()
-	row := encodeRow(Namespace(s.prefix, kind), key, item)
-	if size := RowSize(row); size > MaxItemBytes {
-		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q: %d bytes is over DynamoDB's item limit of %d",
-			s.table, kind, key, size, MaxItemBytes)
+	namespace := Namespace(s.prefix, kind)
+	row := encodeRow(namespace, key, item)
+	if problem := rowProblem(namespace, key, row); problem != "" {
+		s.metrics.recordSkipped()
+		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q version %d: not stored: %s",
+			s.table, kind, key, item.Version, problem)
 	}
 	if s.beforeUpsertWrite != nil {
 		s.beforeUpsertWrite()

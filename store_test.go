@@ -139,11 +139,11 @@ func TestInitSkipsOversizeItemsAndWritesTheRest(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"small", "also-small"}, keys)
 	assert.True(t, store.IsInitialized())
-	warnings := mockLog.GetOutput(ldlog.Warn)
-	require.Len(t, warnings, 1)
-	assert.Contains(t, warnings[0], `features "huge"`)
-	assert.Contains(t, warnings[0], table)
-	assert.Regexp(t, `is 4\d{5} bytes`, warnings[0])
+	errs := mockLog.GetOutput(ldlog.Error)
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0], `features "huge"`)
+	assert.Contains(t, errs[0], table)
+	assert.Regexp(t, `is 4\d{5} bytes`, errs[0])
 }
 
 func TestUpsertRefusesOversizeItem(t *testing.T) {
