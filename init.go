@@ -406,8 +406,8 @@ func (run *initRun) wakeLocked() {
 // a long, throttled Init never looks hung.
 func (run *initRun) logProgress() (stop func()) {
 	done := make(chan struct{})
+	ticker := time.NewTicker(initProgressInterval)
 	go func() {
-		ticker := time.NewTicker(initProgressInterval)
 		defer ticker.Stop()
 		for {
 			select {
@@ -570,6 +570,7 @@ func (run *initRun) finish(p *initPartition, batch []*initWrite, sent time.Time,
 		// holding up the other batches.
 		delay, _ := retry.NewExponentialJitterBackoff(maxRetryBackoff).BackoffDelay(batch[0].sends, err)
 		run.delayed = append(run.delayed, delayedBatch{at: now.Add(delay), p: p, writes: batch})
+		return
 	case err != nil:
 		if run.err == nil {
 			run.err = err

@@ -41,7 +41,8 @@ type MetricsSnapshot struct {
 	// capacity: returned in UnprocessedItems, or in a call refused with a throughput error.
 	ThrottledItems int64
 	// ResentItems counts the write requests that Init sent more than once (after a throttle, a
-	// transient failure, or a reset connection), once per extra send.
+	// transient failure, or a reset connection), once per extra send. Like Calls, these count the
+	// store's own sends: retries that the AWS SDK's retryer makes inside one call are not seen.
 	ResentItems int64
 	// SkippedItems counts the items that Init or Upsert did not write because DynamoDB cannot
 	// hold them (over MaxItemBytes, or a key empty or over its limit).

@@ -365,8 +365,9 @@ func TestOnlyMeteredStoresAskForCapacity(t *testing.T) {
 			require.NoError(t, err)
 			_, err = store.Upsert(ldstoreimpl.Features(), data[0].Items[0].Key, data[0].Items[0].Item)
 			require.NoError(t, err)
-			// Init: 2 Query, 2 BatchWriteItem, the marker; then Get, GetAll, Upsert.
-			assert.Equal(t, map[bool]int{metered: 8}, client.asked)
+			// Init: 2 Query, 3 BatchWriteItem (2 of flags, 1 of segments), the marker; then Get,
+			// GetAll, Upsert.
+			assert.Equal(t, map[bool]int{metered: 9}, client.asked)
 		})
 	}
 }

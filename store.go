@@ -19,8 +19,10 @@ import (
 // store is the DynamoDB PersistentDataStore.
 //
 // DynamoDB calls per operation (n items, p = Query pages of 1 MB):
-//   - Init: one Query per kind (p pages) for the stored keys, versions and items, ceil(w/25)
-//     BatchWriteItem for the w rows that changed or disappeared, one PutItem for the marker.
+//   - Init: one Query per kind (p pages) for the stored keys, versions and items; for each kind,
+//     ceil(w/25) BatchWriteItem for the w rows that changed, then as many for the rows that
+//     disappeared (a few more when items wait for the items they use, or DynamoDB throttles);
+//     one PutItem for the marker.
 //   - Get: one GetItem. GetAll: p Query pages. Upsert: one conditional PutItem.
 //   - IsInitialized and IsStoreAvailable: one GetItem of the marker.
 type store struct {
