@@ -143,37 +143,6 @@ func relMarkerWritten(t *testing.T, table string) bool {
 	return out.Item != nil
 }
 
-// relLost compares the table with the data of the last Init and returns how many items are
-// missing, wrong or left over, reporting the first few. It may run in any goroutine.
-func relLost(t *testing.T, table string, data []ldstoretypes.SerializedCollection) int {
-	t.Helper()
-	lost := 0
-	for _, coll := range data {
-		rows, err := relScan(table, coll.Kind.GetName())
-		if err != nil {
-			t.Errorf("reading %s: %v", coll.Kind, err)
-			return len(coll.Items)
-		}
-		for _, it := range coll.Items {
-			want := relRow{version: it.Item.Version, item: string(it.Item.SerializedItem)}
-			if got, ok := rows[it.Key]; !ok || got != want {
-				if lost < 5 {
-					t.Errorf("table %s: %s %q holds %+v (present %v), want %+v", table, coll.Kind, it.Key, got, ok, want)
-				}
-				lost++
-			}
-			delete(rows, it.Key)
-		}
-		for key := range rows {
-			if lost < 5 {
-				t.Errorf("table %s: %s %q is left over from an earlier Init", table, coll.Kind, key)
-			}
-			lost++
-		}
-	}
-	return lost
-}
-
 // relFaultCounts sums the injected actions of some injectors, for the log.
 func relFaultCounts(injs ...*faults.Injector) (calls int, byAction map[faults.Action]int) {
 	byAction = map[faults.Action]int{}
@@ -240,7 +209,7 @@ func TestReliabilityInitUnderFaults(t *testing.T) {
 				if err := r.store.Init(data); err != nil {
 					t.Errorf("seed %d: %v", r.seed, err)
 				}
-				r.lost += relLost(t, r.table, data)
+				r.lost += testenv.Lost(t, r.table, data)
 			}
 			if !r.store.IsInitialized() {
 				t.Errorf("seed %d: not initialized", r.seed)
@@ -286,7 +255,7 @@ func TestReliabilityInitOutOfTimeThenConverges(t *testing.T) {
 	patient, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
 	require.NoError(t, patient.Init(data))
 	assert.True(t, store.IsInitialized())
-	assert.Zero(t, relLost(t, table, data))
+	assert.Zero(t, testenv.Lost(t, table, data))
 	assert.True(t, relMarkerWritten(t, table))
 }
 
@@ -686,7 +655,7 @@ func TestReliabilityBadRows(t *testing.T) {
 	// An Init replaces every bad row of its namespaces and leaves the others alone.
 	data := relData(rand.New(rand.NewSource(13)), 20, "")
 	require.NoError(t, store.Init(data))
-	assert.Zero(t, relLost(t, table, data))
+	assert.Zero(t, testenv.Lost(t, table, data))
 	_, err = store.GetAll(ldstoreimpl.Features())
 	assert.NoError(t, err)
 	for _, ns := range []string{"flags", "features2", "other:features", "FEATURES", "features:", ":features"} {
@@ -759,7 +728,7 @@ func TestReliabilityInitRetriesWithClientRetriesOff(t *testing.T) {
 	data := relData(rand.New(rand.NewSource(21)), 100, "") // 110 items: 5 batches
 
 	require.NoError(t, store.Init(data))
-	assert.Zero(t, relLost(t, table, data))
+	assert.Zero(t, testenv.Lost(t, table, data))
 	assert.True(t, relMarkerWritten(t, table), "initialized marker")
 	assert.True(t, store.IsInitialized())
 
@@ -816,7 +785,7 @@ func TestReliabilityMetricsCountWhatDynamoDBWrote(t *testing.T) {
 		before := len(inj.Calls())
 		metrics.Reset()
 		require.NoError(t, store.Init(data))
-		require.Zero(t, relLost(t, table, data))
+		require.Zero(t, testenv.Lost(t, table, data))
 
 		var rows, bytes int64
 		for _, coll := range data {

@@ -117,13 +117,20 @@ func ItemRow(namespace, key string, item ldstoretypes.SerializedItemDescriptor) 
 }
 
 // Lost counts the items of data that the table (no prefix) does not hold exactly, version and
-// JSON, and the rows it holds beyond them, reporting the first few as test errors.
+// JSON, and the rows it holds beyond them, reporting the first few as test errors. It may run in
+// any goroutine.
 func Lost(t testing.TB, table string, data []ldstoretypes.SerializedCollection) int {
 	t.Helper()
 	lost := 0
 	for _, coll := range data {
+		read, err := ReadRows(table, coll.Kind.GetName())
+		if err != nil {
+			t.Errorf("reading %s: %v", coll.Kind, err)
+			lost += len(coll.Items)
+			continue
+		}
 		rows := map[string]map[string]types.AttributeValue{}
-		for _, row := range Rows(t, table, coll.Kind.GetName()) {
+		for _, row := range read {
 			rows[row["key"].(*types.AttributeValueMemberS).Value] = row
 		}
 		for _, it := range coll.Items {
