@@ -644,6 +644,29 @@ func TestStaleCacheOrdersByStart(t *testing.T) {
 	}
 }
 
+// TestStaleCacheSweepStopsOlderReads sweeps, while a Get and a GetAll are in flight, an entry
+// learned after they started: when they return, they must not put back what the entry had
+// superseded.
+func TestStaleCacheSweepStopsOlderReads(t *testing.T) {
+	failure := maskedErrors[0].err
+	c := newStaleTestCache(t)
+	getAll, get := c.begin(), c.begin()
+	c.read(scFeatures, "f", scAbsent) // another writer removed f after those reads began
+	c.advance(staleTestMaxAge + time.Second)
+	for i := 0; i < staleSweepMin; i++ { // new keys, until a sweep drops f's entry
+		c.read(scFeatures, fmt.Sprintf("k%d", i), scAbsent)
+	}
+	_, known := c.kinds[scFeatures.GetName()].items["f"]
+	require.False(t, known, "swept")
+
+	c.storeRead(scFeatures, "f", scItem(1, "v1"), get)
+	c.storeAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))}, getAll)
+	_, err := c.item(scFeatures, "f", failure)
+	assert.Equal(t, failure, err, "nothing fresh is known of f")
+	_, err = c.all(scFeatures, failure)
+	assert.Equal(t, failure, err, "no fresh complete set is known")
+}
+
 // TestStaleCacheMemoryIsBounded reads a stream of distinct keys that do not exist, as a service
 // evaluating caller-supplied flag keys does, 10 ms apart: the layer must keep no more than twice
 // the keys read within maxAge (and at most staleSweepMin when each is older than that).
