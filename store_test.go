@@ -404,3 +404,36 @@ func TestMissingMarkerWarnsOncePerStore(t *testing.T) {
 		})
 	}
 }
+
+// TestInitRewritesSameJSONUnderAnotherVersion leaves rows whose item JSON is the one Init
+// writes but whose version attribute is another (a writer that bumped it, or stored it as a
+// string): the differential Init must compare versions too, and rewrite them.
+func TestInitRewritesSameJSONUnderAnotherVersion(t *testing.T) {
+	flag := testenv.Flag("f", 1, 0)
+	tests := []struct {
+		name    string
+		version types.AttributeValue
+	}{
+		{"higher version", &types.AttributeValueMemberN{Value: "7"}},
+		{"version as a string", &types.AttributeValueMemberS{Value: "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			table := testenv.NewTable(t)
+			testenv.PutRow(t, table, map[string]types.AttributeValue{
+				"namespace": &types.AttributeValueMemberS{Value: "features"},
+				"key":       &types.AttributeValueMemberS{Value: "f"},
+				"version":   tt.version,
+				"item":      &types.AttributeValueMemberS{Value: string(flag.Item.SerializedItem)},
+			})
+			store, _ := testenv.Build(t, testenv.DataStore(table))
+			require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{flag}, nil)))
+			rows := testenv.Rows(t, table, "features")
+			require.Len(t, rows, 1)
+			assert.Equal(t, &types.AttributeValueMemberN{Value: "1"}, rows[0]["version"], "Init discards the old row whatever its version")
+			got, err := store.Get(features, "f")
+			require.NoError(t, err)
+			assert.Equal(t, flag.Item, got)
+		})
+	}
+}
