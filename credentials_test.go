@@ -26,12 +26,14 @@ import (
 // failing: credentials that worked when the store started and stop working later, as when a
 // role's endpoint goes away or a session expires.
 type credsSwitch struct {
-	fail    atomic.Bool
-	failing aws.CredentialsProvider
+	fail     atomic.Bool
+	failing  aws.CredentialsProvider
+	attempts atomic.Int64 // calls to failing
 }
 
 func (p *credsSwitch) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	if p.fail.Load() {
+		p.attempts.Add(1)
 		return p.failing.Retrieve(ctx)
 	}
 	return testenv.AWSConfig().Credentials.Retrieve(ctx)
@@ -105,6 +107,9 @@ func TestStaleIfErrorNeverMasksCredentialFailures(t *testing.T) {
 					creds.fail.Store(true)
 				}
 				_, getErr := store.Get(features, "f")
+				if !tt.expired {
+					assert.Equal(t, int64(1), creds.attempts.Load(), "a credential failure is not retried")
+				}
 				_, allErr := store.GetAll(features)
 				for op, err := range map[string]error{"Get": getErr, "GetAll": allErr} {
 					require.Error(t, err, "%s must not be answered from stale data", op)
