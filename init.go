@@ -324,7 +324,6 @@ type initRun struct {
 
 // initPartition is the queue and pace of one partition key.
 type initPartition struct {
-	name    string
 	ready   []*initWrite // may be sent now
 	blocked int          // puts waiting for items they use
 	pace    pacer
@@ -379,7 +378,7 @@ func (s *store) runInit(ctx context.Context, plan *initPlan) error {
 func (run *initRun) partition(name string) *initPartition {
 	p := run.byName[name]
 	if p == nil {
-		p = &initPartition{name: name}
+		p = &initPartition{}
 		run.byName[name] = p
 		run.partitions = append(run.partitions, p)
 	}
@@ -663,11 +662,11 @@ func isThroughputError(err error) bool {
 // it sets to what DynamoDB accepts, learnt from the answers (additive increase, multiplicative
 // decrease):
 //   - at the first throttle, to the units accepted over the last second;
-//   - at a throttle later, down by paceDecrease, but never below the rate of units accepted
-//     since the first throttle, over the last second at most (DynamoDB takes that much: the
-//     capacity it had saved up is spent by then), nor minPaceRate. It slows at most once per
-//     paceDecreaseInterval, and only for calls sent after it last slowed, whose answers tell of
-//     the new pace;
+//   - at each throttle after, never below the rate of units accepted in calls sent since the
+//     first throttle, over the last second at most (DynamoDB sustains that much: capacity it had
+//     saved up is spent by then), nor minPaceRate: at the second, to that rate; later, down by
+//     paceDecrease. It slows at most once per paceDecreaseInterval, and only for calls sent
+//     after it last slowed, whose answers tell of the new pace;
 //   - for each unit accepted in a call with nothing throttled, up by paceIncrease.
 type pacer struct {
 	rate      float64 // 0 until the first throttle
@@ -675,7 +674,11 @@ type pacer struct {
 	at        time.Time // when tokens was last brought up to date
 	slowedAt  time.Time
 	throttled time.Time // the first throttle
-	// accepted holds the units accepted over the last second, and acceptedSum their sum.
+	// calibrated says that the rate was set once from what DynamoDB accepted after the first
+	// throttle.
+	calibrated bool
+	// accepted holds the units accepted in calls sent over the last second, and acceptedSum
+	// their sum.
 	accepted    []acceptedUnits
 	acceptedSum int
 }
@@ -714,9 +717,9 @@ func (p *pacer) spend(units int, now time.Time) {
 // observe learns from the answer to a call sent at sent: accepted units, and how many writes
 // were throttled.
 func (p *pacer) observe(sent, now time.Time, accepted, throttled int) {
-	p.accepted = append(p.accepted, acceptedUnits{now, accepted})
+	p.accepted = append(p.accepted, acceptedUnits{sent, accepted})
 	p.acceptedSum += accepted
-	for now.Sub(p.accepted[0].at) > time.Second {
+	for len(p.accepted) > 0 && now.Sub(p.accepted[0].at) > time.Second {
 		p.acceptedSum -= p.accepted[0].units
 		p.accepted = p.accepted[1:]
 	}
@@ -728,13 +731,20 @@ func (p *pacer) observe(sent, now time.Time, accepted, throttled int) {
 		p.rate = max(float64(p.acceptedSum), minPaceRate)
 		p.tokens, p.at, p.slowedAt, p.throttled = 0, now, now, now
 	case sent.After(p.slowedAt) && now.Sub(p.slowedAt) >= paceDecreaseInterval:
-		p.rate = max(p.rate*paceDecrease, p.acceptedRate(now), minPaceRate)
+		rate := p.rate * paceDecrease
+		if !p.calibrated {
+			// The first rate counted capacity that DynamoDB had saved up; what it accepted
+			// since is the rate it sustains.
+			rate, p.calibrated = 0, true
+		}
+		p.rate = max(rate, p.acceptedRate(now), minPaceRate)
 		p.slowedAt = now
 	}
+
 }
 
-// acceptedRate is the rate of units accepted since the first throttle, over the last second at
-// most.
+// acceptedRate is the rate of units accepted in calls sent since the first throttle, over the
+// last second at most.
 func (p *pacer) acceptedRate(now time.Time) float64 {
 	since := now.Add(-time.Second)
 	if p.throttled.After(since) {
