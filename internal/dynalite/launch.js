@@ -28,6 +28,9 @@ process.on('uncaughtException', (err) => {
 });
 
 const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+// Idle keep-alive connections stay open until the client closes them, so that what a client
+// does with its connections (Close releasing them, say) is all that a test sees.
+server.keepAliveTimeout = 0;
 server.on('error', (err) => {
   if (err.code === 'EADDRINUSE') {
     console.error(`dynalite: 127.0.0.1:${port} is in use; stop what listens there, or run \`make dynamodb DYNAMODB_PORT=8001\``);
