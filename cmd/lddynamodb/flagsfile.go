@@ -12,7 +12,6 @@ import (
 
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
-	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"gopkg.in/ghodss/yaml.v1"
@@ -55,17 +54,11 @@ func fileName(kind ldstoretypes.DataKind) string {
 	return kind.GetName()
 }
 
-// loadedItem is one item of a flags file, checked by the SDK's parser.
-type loadedItem struct {
-	key    string
-	item   ldstoretypes.SerializedItemDescriptor
-	parsed interface{} // *ldmodel.FeatureFlag or *ldmodel.Segment, nil when deleted
-}
-
 // readFlagsFile reads a flags file in JSON or YAML, as the file data source does, and returns its
-// items in the order the SDK gives them to a store's Init: segments before flags, and within a
-// kind every item after the items it refers to. Every item is parsed by the SDK and must carry
-// its own key; a file with no items at all is refused, since loading it would delete everything.
+// items for the store's Init: segments before flags, as the SDK gives them, each kind sorted by
+// key. The order within a kind does not matter: Init writes every item after the items it uses.
+// Every item is parsed by the SDK and must carry its own key; a file with no items at all is
+// refused, since loading it would delete everything.
 func readFlagsFile(path string) ([]ldstoretypes.SerializedCollection, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -83,11 +76,8 @@ func readFlagsFile(path string) ([]ldstoretypes.SerializedCollection, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		total += len(items)
-		ordered := ldstoretypes.SerializedCollection{Kind: kind}
-		for _, it := range orderByDependencies(items) {
-			ordered.Items = append(ordered.Items, ldstoretypes.KeyedSerializedItemDescriptor{Key: it.key, Item: it.item})
-		}
-		colls = append(colls, ordered)
+		sort.Slice(items, func(i, j int) bool { return items[i].Key < items[j].Key })
+		colls = append(colls, ldstoretypes.SerializedCollection{Kind: kind, Items: items})
 	}
 	if total == 0 {
 		return nil, fmt.Errorf(`%s: no flags, flagValues, segments or deleted items; loading it would delete everything under the prefix`, path)
@@ -119,16 +109,16 @@ func decodeFlagsFile(raw []byte) (flagsFile, error) {
 }
 
 // items returns the file's items of one kind, live and deleted, each checked.
-func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]loadedItem, error) {
+func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializedItemDescriptor, error) {
 	live, deleted := f.section(kind)
 	name := fileName(kind)
-	var items []loadedItem
+	var items []ldstoretypes.KeyedSerializedItemDescriptor
 	for key, raw := range live {
-		it, err := parseItem(kind, key, raw)
+		item, err := parseItem(kind, key, raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s %q: %w", name, key, err)
 		}
-		items = append(items, it)
+		items = append(items, ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: item})
 	}
 	if kind == ldstoreimpl.Features() {
 		for key, raw := range f.FlagValues {
@@ -142,8 +132,8 @@ func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]loadedItem, error) {
 			// As the file data source does: a flag that serves the value to everyone.
 			flag := ldbuilders.NewFlagBuilder(key).SingleVariation(value).Build()
 			desc := ldstoretypes.ItemDescriptor{Version: flag.Version, Item: &flag}
-			items = append(items, loadedItem{key: key, parsed: &flag,
-				item: ldstoretypes.SerializedItemDescriptor{Version: flag.Version, SerializedItem: kind.Serialize(desc)}})
+			items = append(items, ldstoretypes.KeyedSerializedItemDescriptor{Key: key,
+				Item: ldstoretypes.SerializedItemDescriptor{Version: flag.Version, SerializedItem: kind.Serialize(desc)}})
 		}
 	}
 	for key, version := range deleted {
@@ -151,84 +141,25 @@ func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]loadedItem, error) {
 			return nil, fmt.Errorf("%s %q is both live and deleted", name, key)
 		}
 		desc := ldstoretypes.ItemDescriptor{Version: version}
-		items = append(items, loadedItem{key: key,
-			item: ldstoretypes.SerializedItemDescriptor{Version: version, Deleted: true, SerializedItem: kind.Serialize(desc)}})
+		items = append(items, ldstoretypes.KeyedSerializedItemDescriptor{Key: key,
+			Item: ldstoretypes.SerializedItemDescriptor{Version: version, Deleted: true, SerializedItem: kind.Serialize(desc)}})
 	}
 	return items, nil
 }
 
 // parseItem checks one item as the SDK would read it from the table, and keeps its JSON as it is
 // (compacted), so that a dump and load writes back the very same rows.
-func parseItem(kind ldstoretypes.DataKind, key string, raw json.RawMessage) (loadedItem, error) {
+func parseItem(kind ldstoretypes.DataKind, key string, raw json.RawMessage) (ldstoretypes.SerializedItemDescriptor, error) {
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, raw); err != nil {
-		return loadedItem{}, err
+		return ldstoretypes.SerializedItemDescriptor{}, err
 	}
 	desc, err := kind.Deserialize(compact.Bytes())
 	if err != nil {
-		return loadedItem{}, fmt.Errorf("the SDK cannot parse it: %w", err)
+		return ldstoretypes.SerializedItemDescriptor{}, fmt.Errorf("the SDK cannot parse it: %w", err)
 	}
 	if jsonKey := ldvalue.Parse(compact.Bytes()).GetByKey("key").StringValue(); jsonKey != key {
-		return loadedItem{}, fmt.Errorf(`its "key" is %q; it must be the same as the key it is listed under`, jsonKey)
+		return ldstoretypes.SerializedItemDescriptor{}, fmt.Errorf(`its "key" is %q; it must be the same as the key it is listed under`, jsonKey)
 	}
-	return loadedItem{key: key, parsed: desc.Item,
-		item: ldstoretypes.SerializedItemDescriptor{Version: desc.Version, Deleted: desc.Item == nil, SerializedItem: compact.Bytes()}}, nil
-}
-
-// orderByDependencies puts every item after the items of the same kind that it refers to (a
-// flag's prerequisites, a segment's segmentMatch clauses), and otherwise sorts by key, as the
-// SDK orders the data it gives to a store's Init. A cycle, which the SDK would refuse to
-// evaluate anyway, is broken at the first item found in it.
-func orderByDependencies(items []loadedItem) []loadedItem {
-	byKey := make(map[string]loadedItem, len(items))
-	keys := make([]string, 0, len(items))
-	for _, it := range items {
-		byKey[it.key] = it
-		keys = append(keys, it.key)
-	}
-	sort.Strings(keys)
-	out := make([]loadedItem, 0, len(items))
-	visited := map[string]bool{}
-	var visit func(key string)
-	visit = func(key string) {
-		it, ok := byKey[key]
-		if !ok || visited[key] {
-			return
-		}
-		visited[key] = true
-		for _, dep := range dependencies(it.parsed) {
-			visit(dep)
-		}
-		out = append(out, it)
-	}
-	for _, key := range keys {
-		visit(key)
-	}
-	return out
-}
-
-// dependencies are the keys of the same kind that an item refers to.
-func dependencies(item interface{}) []string {
-	var deps []string
-	segmentMatches := func(clauses []ldmodel.Clause) {
-		for _, c := range clauses {
-			if c.Op == ldmodel.OperatorSegmentMatch {
-				for _, v := range c.Values {
-					deps = append(deps, v.StringValue())
-				}
-			}
-		}
-	}
-	switch it := item.(type) {
-	case *ldmodel.FeatureFlag:
-		for _, p := range it.Prerequisites {
-			deps = append(deps, p.Key)
-		}
-	case *ldmodel.Segment:
-		for _, r := range it.Rules {
-			segmentMatches(r.Clauses)
-		}
-	}
-	sort.Strings(deps)
-	return deps
+	return ldstoretypes.SerializedItemDescriptor{Version: desc.Version, Deleted: desc.Item == nil, SerializedItem: compact.Bytes()}, nil
 }

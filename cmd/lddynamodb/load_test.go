@@ -221,46 +221,6 @@ func TestLoadBadFileWritesNothing(t *testing.T) {
 	assert.Contains(t, r.stderr, "missing.json: no such file or directory")
 }
 
-func TestOrderByDependencies(t *testing.T) {
-	flag := func(key string, prereqs ...string) loadedItem {
-		b := ldbuilders.NewFlagBuilder(key)
-		for _, p := range prereqs {
-			b.AddPrerequisite(p, 0)
-		}
-		f := b.Build()
-		return loadedItem{key: key, parsed: &f}
-	}
-	seg := func(key string, refs ...string) loadedItem {
-		b := ldbuilders.NewSegmentBuilder(key)
-		if len(refs) > 0 {
-			b.AddRule(ldbuilders.NewSegmentRuleBuilder().Clauses(ldbuilders.SegmentMatchClause(refs...)))
-		}
-		s := b.Build()
-		return loadedItem{key: key, parsed: &s}
-	}
-	cases := []struct {
-		name  string
-		items []loadedItem
-		want  []string
-	}{
-		{"by key when independent", []loadedItem{flag("c"), flag("a"), flag("b")}, []string{"a", "b", "c"}},
-		{"prerequisites first", []loadedItem{flag("a", "c"), flag("c", "d"), flag("b"), flag("d")}, []string{"d", "c", "a", "b"}},
-		{"missing prerequisite ignored", []loadedItem{flag("a", "zzz")}, []string{"a"}},
-		{"deleted items have no dependencies", []loadedItem{{key: "b"}, flag("a", "b")}, []string{"b", "a"}},
-		{"cycle broken", []loadedItem{flag("a", "b"), flag("b", "a")}, []string{"b", "a"}},
-		{"segments referred to first", []loadedItem{seg("a", "z"), seg("z")}, []string{"z", "a"}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var got []string
-			for _, it := range orderByDependencies(c.items) {
-				got = append(got, it.key)
-			}
-			assert.Equal(t, c.want, got)
-		})
-	}
-}
-
 // The store's Init gets segments before flags, as the SDK gives them.
 func TestReadFlagsFileSegmentsFirst(t *testing.T) {
 	colls, err := readFlagsFile(writeFile(t, "f.json", `{"flags": {"f": {"key": "f", "version": 1}}, "segments": {"s": {"key": "s", "version": 1}}}`))
