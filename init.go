@@ -309,7 +309,6 @@ type initRun struct {
 	turn       int
 	deletes    []*initWrite // queued once every put is acknowledged
 	unacked    int          // writes of the current phase not yet acknowledged
-	inFlight   int
 	// releasing counts the calls in flight that carry writes that other puts wait for.
 	releasing int
 	written   int
@@ -500,7 +499,6 @@ func (run *initRun) take(ctx context.Context) (*initPartition, []*initWrite, err
 				w.sends++
 			}
 			p.pace.spend(units, now)
-			run.inFlight++
 			if releases(batch) {
 				run.releasing++
 			}
@@ -551,7 +549,6 @@ func (run *initRun) finish(p *initPartition, batch []*initWrite, sent time.Time,
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	defer run.wakeLocked()
-	run.inFlight--
 	if releases(batch) {
 		run.releasing--
 	}
