@@ -140,7 +140,7 @@ func BenchmarkInitBatchConcurrency(b *testing.B) {
 				benchColdInit(b, data, func(d *lddynamodb.DataStoreBuilder) {
 					d.BatchConcurrency(concurrency)
 					if rtt > 0 {
-						d.ClientOptions(func(o *dynamodb.Options) { o.HTTPClient = slowHTTPClient{o.HTTPClient, rtt} })
+						d.ClientOptions(dynamodb.Options{}, func(o *dynamodb.Options) { o.HTTPClient = slowHTTPClient{o.HTTPClient, rtt} })
 					}
 				})
 			})
@@ -283,7 +283,7 @@ func BenchmarkInitOrder(b *testing.B) {
 	slow := func(concurrency int) func(*lddynamodb.DataStoreBuilder) {
 		return func(d *lddynamodb.DataStoreBuilder) {
 			d.BatchConcurrency(concurrency).
-				ClientOptions(func(o *dynamodb.Options) { o.HTTPClient = slowHTTPClient{o.HTTPClient, 10 * time.Millisecond} })
+				ClientOptions(dynamodb.Options{}, func(o *dynamodb.Options) { o.HTTPClient = slowHTTPClient{o.HTTPClient, 10 * time.Millisecond} })
 		}
 	}
 	flat := flatFlags(5000)
@@ -313,7 +313,7 @@ func BenchmarkInitPaced(b *testing.B) {
 		table, drop := benchTable(b)
 		inj := faults.New(int64(i), nil)
 		inj.SetWriteRate(rate)
-		store, _ := testenv.Build(b, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
+		store, _ := testenv.Build(b, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
 		b.StartTimer()
 		start := time.Now()
 		err := store.Init(data)

@@ -58,10 +58,10 @@ func (b *BigSegmentStoreBuilder) ClientConfig(cfg aws.Config, optFns ...func(*dy
 	return b
 }
 
-// ClientOptions adds functions that adjust the DynamoDB client options (an endpoint, a Retryer),
-// as DataStoreBuilder.ClientOptions does.
-func (b *BigSegmentStoreBuilder) ClientOptions(optFns ...func(*dynamodb.Options)) *BigSegmentStoreBuilder {
-	b.addClientOptions(optFns)
+// ClientOptions sets DynamoDB client options (an endpoint, a Retryer) and then applies optFns, as
+// DataStoreBuilder.ClientOptions does; BaseEndpoint counts, unlike in the official store.
+func (b *BigSegmentStoreBuilder) ClientOptions(options dynamodb.Options, optFns ...func(*dynamodb.Options)) *BigSegmentStoreBuilder {
+	b.addClientOptions(options, optFns)
 	return b
 }
 

@@ -261,7 +261,7 @@ func TestBigSegmentStoreReadsConsistentlyOneCallEach(t *testing.T) {
 	})}
 	metrics := &lddynamodb.Metrics{}
 	store, _ := testenv.Build(t, lddynamodb.BigSegmentStore(table).
-		DynamoClient(client).ClientOptions(testenv.WithEndpoint).Metrics(metrics))
+		DynamoClient(client).ClientOptions(dynamodb.Options{}, testenv.WithEndpoint).Metrics(metrics))
 
 	meta, err := store.GetMetadata()
 	require.NoError(t, err)

@@ -56,7 +56,7 @@ func TestBuildErrorsSayWhatToFix(t *testing.T) {
 			return lddynamodb.DataStore("my-table").ClientConfig(cfg, testenv.WithEndpoint)
 		}, []string{`"my-table"`, "no AWS region", "AWS_REGION"}},
 		{"no region anywhere", buildNoAWSEnvironment, func() *lddynamodb.DataStoreBuilder {
-			return lddynamodb.DataStore("my-table").ClientOptions(testenv.WithEndpoint)
+			return lddynamodb.DataStore("my-table").ClientOptions(dynamodb.Options{}, testenv.WithEndpoint)
 		}, []string{`"my-table"`, "no AWS region", "AWS_REGION"}},
 		{"no credentials in the config", nil, func() *lddynamodb.DataStoreBuilder {
 			cfg := testenv.AWSConfig()
@@ -127,7 +127,7 @@ func TestFirstUseErrorsSayWhatToFix(t *testing.T) {
 			buildNoAWSEnvironment(t)
 			t.Setenv("AWS_REGION", "us-east-1")
 		}, "my-table", func() *lddynamodb.DataStoreBuilder {
-			return lddynamodb.DataStore("my-table").ClientOptions(testenv.WithEndpoint)
+			return lddynamodb.DataStore("my-table").ClientOptions(dynamodb.Options{}, testenv.WithEndpoint)
 		}, "no usable AWS credentials .set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"},
 		{"missing table", nil, missing, func() *lddynamodb.DataStoreBuilder { return testenv.DataStore(missing) }, "ResourceNotFoundException"},
 		{"table with other keys", nil, wrongKeys, func() *lddynamodb.DataStoreBuilder { return testenv.DataStore(wrongKeys) }, "ValidationException"},
@@ -174,7 +174,7 @@ func TestBuildTakesRegionAndCredentialsFromClientOptions(t *testing.T) {
 		name    string
 		builder *lddynamodb.DataStoreBuilder
 	}{
-		{"default chain", lddynamodb.DataStore(table).ClientOptions(fromOptions, testenv.WithEndpoint)},
+		{"default chain", lddynamodb.DataStore(table).ClientOptions(dynamodb.Options{}, fromOptions, testenv.WithEndpoint)},
 		{"ClientConfig without them", lddynamodb.DataStore(table).ClientConfig(aws.Config{}, fromOptions, testenv.WithEndpoint)},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"time"
 
@@ -190,11 +191,33 @@ func (o *clientOptions) callOptions() []func(*dynamodb.Options) {
 // setClientConfig and addClientOptions are ClientConfig and ClientOptions for both builders.
 func (o *clientOptions) setClientConfig(cfg aws.Config, optFns []func(*dynamodb.Options)) {
 	o.awsConfig = &cfg
-	o.addClientOptions(optFns)
+	o.optFns = append(o.optFns, optFns...)
 }
 
-func (o *clientOptions) addClientOptions(optFns []func(*dynamodb.Options)) {
+func (o *clientOptions) addClientOptions(options dynamodb.Options, optFns []func(*dynamodb.Options)) {
+	o.optFns = append(o.optFns, func(target *dynamodb.Options) { mergeOptions(target, options) })
 	o.optFns = append(o.optFns, optFns...)
+}
+
+// mergeOptions sets every exported field of target that is non-zero in source to source's value,
+// except APIOptions, which source's are added to (as the official store does). Going over the
+// fields by reflection honours each field the AWS SDK has now or adds later; the official store
+// copies a fixed list and so drops BaseEndpoint, among others.
+func mergeOptions(target *dynamodb.Options, source dynamodb.Options) {
+	dst := reflect.ValueOf(target).Elem()
+	src := reflect.ValueOf(source)
+	for i := range src.NumField() {
+		field := src.Type().Field(i)
+		value := src.Field(i)
+		if !field.IsExported() || value.IsZero() {
+			continue
+		}
+		if field.Name == "APIOptions" {
+			target.APIOptions = append(slices.Clip(target.APIOptions), source.APIOptions...)
+			continue
+		}
+		dst.Field(i).Set(value)
+	}
 }
 
 // DataStoreBuilder configures the DynamoDB persistent data store. Create it with DataStore and
@@ -252,11 +275,15 @@ func (b *DataStoreBuilder) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb
 	return b
 }
 
-// ClientOptions adds functions that adjust the DynamoDB client options, such as BaseEndpoint for
-// a local DynamoDB or a custom Retryer. They run after those of ClientConfig, in the order given,
-// whichever way the client is made.
-func (b *DataStoreBuilder) ClientOptions(optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
-	b.addClientOptions(optFns)
+// ClientOptions sets DynamoDB client options, as the official store's ClientOptions does: the
+// non-zero fields of options replace those of the configuration the client is made from (the
+// default chain, or ClientConfig's), APIOptions are added to, and then optFns run in the order
+// given. Unlike the official store, every field counts, BaseEndpoint included (the official store
+// drops it, so a local endpoint set there is ignored). Calls add up, in order.
+//
+//	lddynamodb.DataStore("my-table").ClientOptions(dynamodb.Options{}, dynamodb.Options{BaseEndpoint: aws.String("http://127.0.0.1:8000")})
+func (b *DataStoreBuilder) ClientOptions(options dynamodb.Options, optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
+	b.addClientOptions(options, optFns)
 	return b
 }
 

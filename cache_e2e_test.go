@@ -212,10 +212,10 @@ func TestDaemonModeOutage(t *testing.T) {
 			inj := faults.New(1, nil)
 			t.Cleanup(inj.CloseIdleConnections)
 			metrics := &lddynamodb.Metrics{}
-			reader := testenv.DataStore(table).ClientOptions(inj.ClientOption()).Metrics(metrics).StaleIfError(tt.staleIfError)
+			reader := testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).Metrics(metrics).StaleIfError(tt.staleIfError)
 			gets := &cacheGetCounter{}
 			client, mockLog := testenv.DaemonClient(t, gets.wrap(reader), 1)
-			probe, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
+			probe, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
 			keys := []string{"kept", "updated", "deleted", "beta"}
 
 			// The reader sees the flag that is then deleted, and then sees it deleted.
@@ -344,7 +344,7 @@ func TestStaleIfErrorMasksEachTransientFault(t *testing.T) {
 			}
 			store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).StaleIfError(time.Minute).
 				OperationTimeout(timeout).
-				ClientOptions(inj.ClientOption(), func(o *dynamodb.Options) {
+				ClientOptions(dynamodb.Options{}, inj.ClientOption(), func(o *dynamodb.Options) {
 					o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 						so.MaxAttempts = attempts
 						so.MaxBackoff = 10 * time.Millisecond
@@ -425,7 +425,7 @@ func TestStaleIfErrorServesWhatUpsertWrote(t *testing.T) {
 				t.Cleanup(inj.CloseIdleConnections)
 				metrics := &lddynamodb.Metrics{}
 				store, _ := testenv.Build(t, testenv.DataStore(table).StaleIfError(time.Minute).Metrics(metrics).
-					ClientOptions(inj.ClientOption(), func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }))
+					ClientOptions(dynamodb.Options{RetryMaxAttempts: 1}, inj.ClientOption()))
 				read := func() []ldstoretypes.KeyedSerializedItemDescriptor {
 					if via == "Get" {
 						item, err := store.Get(features, "f")

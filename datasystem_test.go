@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
@@ -169,7 +170,7 @@ func dsOutage(t *testing.T, staleIfError time.Duration, config func(*lddynamodb.
 	inj := faults.New(1, nil)
 	t.Cleanup(inj.CloseIdleConnections)
 	metrics := &lddynamodb.Metrics{}
-	client, _ := testenv.SDKClient(t, config(testenv.DataStore(table).ClientOptions(inj.ClientOption()).
+	client, _ := testenv.SDKClient(t, config(testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).
 		Metrics(metrics).StaleIfError(staleIfError)))
 	want := map[string]string{"kept": "v1", "beta": "beta"}
 	for key, value := range want {

@@ -77,8 +77,8 @@ func Example_localEndpoint() {
 // A table that expects heavy throttling can have a more patient one. (Init retries throttled and
 // unprocessed writes itself, until InitTimeout.)
 func ExampleDataStoreBuilder_ClientOptions() {
-	store := lddynamodb.DataStore("my-table").ClientOptions(func(o *dynamodb.Options) {
-		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 10 })
+	store := lddynamodb.DataStore("my-table").ClientOptions(dynamodb.Options{
+		Retryer: retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 10 }),
 	})
 	_ = ldcomponents.PersistentDataStore(store).CacheSeconds(30)
 }

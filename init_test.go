@@ -81,7 +81,7 @@ func TestInitKeepsTheSDKOrderOnTheWire(t *testing.T) {
 			table := testenv.NewTable(t)
 			inj := faults.New(1, nil)
 			inj.SetAll(tc.fault)
-			store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
+			store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
 			first, uses := testenv.DependentData(1, 200, 1000, 1)
 			require.NoError(t, store.Init(first))
 			// The second Init rewrites every item and drops a tenth of each kind.
@@ -130,7 +130,7 @@ func TestInitPacesToThePartitionLimit(t *testing.T) {
 	metrics := &lddynamodb.Metrics{}
 	// Without the AWS SDK's retries, which Metrics does not see, every send is the store's.
 	noRetries := func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
-	store, mockLog := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption(), noRetries).Metrics(metrics))
+	store, mockLog := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption(), noRetries).Metrics(metrics))
 	data, _ := testenv.DependentData(1, 0, 1000, 1)
 	require.NoError(t, store.Init(data))
 	assert.Zero(t, testenv.Lost(t, table, data))
@@ -162,7 +162,7 @@ func TestInitMetricsExactUnderPartialBatches(t *testing.T) {
 	inj := faults.New(3, nil)
 	inj.Set("BatchWriteItem", faults.Fault{UnprocessedRate: 0.5})
 	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()).Metrics(metrics))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).Metrics(metrics))
 	data := testenv.PerfData(500, 50, 1)
 	require.NoError(t, store.Init(data))
 	items, bytes := perfWriteCost(data, nil)
@@ -246,7 +246,7 @@ func TestInitSkipsItemsDynamoDBCannotHold(t *testing.T) {
 	// The StaleIfError layer does not remember what the table does not hold: with DynamoDB
 	// unreachable, the skipped item reads as missing, not as the version that was never stored.
 	inj := faults.New(1, nil)
-	stale, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()).StaleIfError(time.Hour))
+	stale, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).StaleIfError(time.Hour))
 	require.NoError(t, stale.Init(testenv.AllData(first, nil)))
 	require.NoError(t, stale.Init(testenv.AllData(second, nil)))
 	inj.SetAll(faults.Fault{Outage: true})

@@ -178,7 +178,7 @@ func TestReliabilityInitUnderFaults(t *testing.T) {
 		r.table = testenv.NewTable(t)
 		r.inj = relInjector(t, r.seed)
 		r.inj.SetAll(relFaultMix)
-		r.store, _ = testenv.Build(t, testenv.DataStore(r.table).ClientOptions(r.inj.ClientOption(), relPatientRetries).
+		r.store, _ = testenv.Build(t, testenv.DataStore(r.table).ClientOptions(dynamodb.Options{}, r.inj.ClientOption(), relPatientRetries).
 			BatchConcurrency(32).InitTimeout(10*time.Minute)) // generous: a bound for a stuck Init, not a speed target
 	}
 	var wg sync.WaitGroup
@@ -241,7 +241,7 @@ func TestReliabilityInitOutOfTimeThenConverges(t *testing.T) {
 	table := testenv.NewTable(t)
 	inj := relInjector(t, 1)
 	inj.Set("BatchWriteItem", faults.Fault{UnprocessedRate: 1})
-	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()).InitTimeout(2*time.Second))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).InitTimeout(2*time.Second))
 	data := relData(rand.New(rand.NewSource(1)), 200, "")
 
 	err := store.Init(data)
@@ -252,7 +252,7 @@ func TestReliabilityInitOutOfTimeThenConverges(t *testing.T) {
 	assert.False(t, store.IsInitialized())
 
 	inj.Clear()
-	patient, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
+	patient, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
 	require.NoError(t, patient.Init(data))
 	assert.True(t, store.IsInitialized())
 	assert.Zero(t, testenv.Lost(t, table, data))
@@ -272,7 +272,7 @@ func TestReliabilityUpsertUnderFaults(t *testing.T) {
 	table := testenv.NewTable(t)
 	inj := relInjector(t, 42)
 	inj.SetAll(faults.Fault{ThrottleRate: 0.2, ErrorRate: 0.05, ResetBeforeRate: 0.025, ResetAfterRate: 0.025})
-	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption(), relPatientRetries))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption(), relPatientRetries))
 	kind := ldstoreimpl.Features()
 
 	var mu sync.Mutex
@@ -366,7 +366,7 @@ func TestReliabilityReadsUnderFaults(t *testing.T) {
 	require.NoError(t, writer.Init(data))
 	inj := relInjector(t, 3)
 	inj.SetAll(faults.Fault{ThrottleRate: 0.3, ErrorRate: 0.1, ResetBeforeRate: 0.05, ResetAfterRate: 0.05})
-	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption(), relNoRetries))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption(), relNoRetries))
 
 	want := map[string]ldstoretypes.SerializedItemDescriptor{}
 	for _, it := range data[0].Items {
@@ -435,7 +435,7 @@ func TestReliabilityStatusFollowsOutage(t *testing.T) {
 	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
 		DataSource: ldcomponents.ExternalUpdatesOnly(),
 		DataStore: ldcomponents.PersistentDataStore(
-			testenv.DataStore(table).ClientOptions(inj.ClientOption(), relNoRetries)).NoCaching(),
+			testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption(), relNoRetries)).NoCaching(),
 		Events:  ldcomponents.NoEvents(),
 		Logging: ldcomponents.Logging().Loggers(mockLog.Loggers),
 	}, 10*time.Second)
@@ -479,7 +479,7 @@ func TestReliabilityNoGoroutineLeftAfterClose(t *testing.T) {
 			if tc.faulty {
 				inj = faults.New(9, nil)
 				inj.SetAll(relFaultMix)
-				b.ClientOptions(inj.ClientOption(), relPatientRetries)
+				b.ClientOptions(dynamodb.Options{}, inj.ClientOption(), relPatientRetries)
 			}
 			ctx, _ := testenv.Context()
 			store, err := b.Build(ctx)
@@ -613,7 +613,7 @@ func TestReliabilityBadRows(t *testing.T) {
 	testenv.PutRows(t, table, rows)
 
 	inj := relInjector(t, 13)
-	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {
 			got, err := store.Get(ldstoreimpl.Features(), tc.key)
@@ -640,7 +640,7 @@ func TestReliabilityBadRows(t *testing.T) {
 	// The SDK over the same table: evaluations of every bad row fall back without a panic.
 	client, err := ld.MakeCustomClient("sdk-key", ld.Config{
 		DataSource: ldcomponents.ExternalUpdatesOnly(),
-		DataStore:  ldcomponents.PersistentDataStore(testenv.DataStore(table).ClientOptions(inj.ClientOption())).NoCaching(),
+		DataStore:  ldcomponents.PersistentDataStore(testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption())).NoCaching(),
 		Events:     ldcomponents.NoEvents(),
 		Logging:    ldcomponents.NoLogging(),
 	}, 10*time.Second)
@@ -670,7 +670,7 @@ func TestReliabilityOnlyDocumentedActions(t *testing.T) {
 	table := testenv.NewTable(t)
 	inj := faults.New(17, nil)
 	defer inj.CloseIdleConnections()
-	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(inj.ClientOption()))
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
 	require.NoError(t, store.Init(relData(rand.New(rand.NewSource(17)), 60, "")))
 	require.NoError(t, store.Init(relData(rand.New(rand.NewSource(18)), 30, ""))) // with deletes
 	_, err := store.Get(ldstoreimpl.Features(), "flag-00001")
@@ -694,14 +694,14 @@ func TestReliabilityOnlyDocumentedActions(t *testing.T) {
 	// A daemon-mode reader, and a big segment store, need only the reader policy.
 	readInj := faults.New(19, nil)
 	defer readInj.CloseIdleConnections()
-	reader, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(readInj.ClientOption()))
+	reader, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, readInj.ClientOption()))
 	_, err = reader.Get(ldstoreimpl.Features(), "flag-00001")
 	require.NoError(t, err)
 	_, err = reader.GetAll(ldstoreimpl.Features())
 	require.NoError(t, err)
 	assert.True(t, reader.IsInitialized())
 	assert.True(t, reader.IsStoreAvailable())
-	bigSegments, _ := testenv.Build(t, testenv.BigSegmentStore(table).ClientOptions(readInj.ClientOption()))
+	bigSegments, _ := testenv.Build(t, testenv.BigSegmentStore(table).ClientOptions(dynamodb.Options{}, readInj.ClientOption()))
 	_, err = bigSegments.GetMetadata()
 	require.NoError(t, err)
 	_, err = bigSegments.GetMembership("hash")
@@ -724,7 +724,7 @@ func TestReliabilityInitRetriesWithClientRetriesOff(t *testing.T) {
 	inj.Script("BatchWriteItem", batchFaults...)
 	inj.Script("PutItem", markerFaults...)
 	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(inj.ClientOption(), relNoRetries))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(dynamodb.Options{}, inj.ClientOption(), relNoRetries))
 	data := relData(rand.New(rand.NewSource(21)), 100, "") // 110 items: 5 batches
 
 	require.NoError(t, store.Init(data))
@@ -757,7 +757,7 @@ func TestReliabilityMetricsCountWhatDynamoDBWrote(t *testing.T) {
 	table := testenv.NewTable(t)
 	inj := relInjector(t, 23)
 	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(inj.ClientOption()))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
 	rng := rand.New(rand.NewSource(23))
 	first := relData(rng, 200, "")
 	second := relData(rng, 200, "") // the same keys at new versions...
@@ -866,7 +866,7 @@ func TestReliabilityCloseCancelsOperationInProgress(t *testing.T) {
 				held.arrived = make(chan string, 10) // the calls before the held one are signalled too
 			}
 			store, _ := testenv.Build(t, testenv.DataStore(table).OperationTimeout(time.Hour).InitTimeout(time.Hour).
-				ClientOptions(func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: held} }))
+				ClientOptions(dynamodb.Options{HTTPClient: &http.Client{Transport: held}}))
 			result := make(chan error, 1)
 			go func() { result <- tc.op(store) }()
 			for op := range held.arrived {

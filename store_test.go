@@ -230,7 +230,7 @@ func TestDynamoClientWithClientOptionsHonoursEndpoint(t *testing.T) {
 	client := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
 		o.BaseEndpoint = aws.String(testenv.ClosedEndpoint(t))
 	})
-	store, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(client).ClientOptions(testenv.WithEndpoint))
+	store, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(client).ClientOptions(dynamodb.Options{}, testenv.WithEndpoint))
 	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("f", 1, 0)}, nil)))
 	assert.True(t, store.IsInitialized())
 }
@@ -274,7 +274,7 @@ func TestInitRewritesChangedItemOfSameVersion(t *testing.T) {
 	metrics := &lddynamodb.Metrics{}
 	wire := faults.New(1, nil) // no faults: it only records the calls
 	t.Cleanup(wire.CloseIdleConnections)
-	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(wire.ClientOption()))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).ClientOptions(dynamodb.Options{}, wire.ClientOption()))
 	before := testenv.Flag("from-file", 0, 0)
 	after := testenv.Flag("from-file", 0, 10) // same version, another variation
 	require.NotEqual(t, before.Item.SerializedItem, after.Item.SerializedItem)

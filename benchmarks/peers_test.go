@@ -32,14 +32,14 @@ var quiet = testenv.ContextWithLoggers(ldlog.NewDisabledLoggers())
 // The stores compared, each with its defaults (both read with strong consistency).
 var (
 	ours = peer{"lddynamodb", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
-		return testenv.DataStore(table).ClientOptions(withHTTPClient(httpClient)).Build(quiet)
+		return testenv.DataStore(table).ClientOptions(dynamodb.Options{HTTPClient: httpClient}).Build(quiet)
 	}}
 	theirs = peer{"official", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
 		return official.DataStore(table).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint, withHTTPClient(httpClient)).Build(quiet)
 	}}
 	// metered is lddynamodb counting its work in a Metrics, which costs a little on every call.
 	metered = peer{"lddynamodb+metrics", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
-		return testenv.DataStore(table).ClientOptions(withHTTPClient(httpClient)).Metrics(&lddynamodb.Metrics{}).Build(quiet)
+		return testenv.DataStore(table).ClientOptions(dynamodb.Options{HTTPClient: httpClient}).Metrics(&lddynamodb.Metrics{}).Build(quiet)
 	}}
 )
 

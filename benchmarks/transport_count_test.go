@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -44,7 +45,7 @@ func TestCounterAgreesWithMetrics(t *testing.T) {
 			httpClient, count := net.client()
 			metrics := &lddynamodb.Metrics{}
 			store, _ := testenv.Build(t, testenv.DataStore(testenv.NewTable(t)).
-				ClientOptions(withHTTPClient(httpClient)).Metrics(metrics))
+				ClientOptions(dynamodb.Options{HTTPClient: httpClient}).Metrics(metrics))
 			require.NoError(t, store.Init(data))
 			_, err := store.Get(ldstoreimpl.Features(), data[0].Items[0].Key)
 			require.NoError(t, err)
