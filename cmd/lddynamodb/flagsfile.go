@@ -68,6 +68,9 @@ func readFlagsFile(path string) ([]ldstoretypes.SerializedCollection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := data.checkDuplicates(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	var colls []ldstoretypes.SerializedCollection
 	total := 0
 	for _, kind := range []ldstoretypes.DataKind{ldstoreimpl.Segments(), ldstoreimpl.Features()} {
@@ -108,6 +111,34 @@ func decodeFlagsFile(raw []byte) (flagsFile, error) {
 	return data, nil
 }
 
+// checkDuplicates refuses a key that two sections of one kind hold (flags, flagValues and
+// deleted.flags; segments and deleted.segments): Init would get the key twice, and DynamoDB
+// refuses a batch that writes one key twice after earlier batches were written.
+func (f *flagsFile) checkDuplicates() error {
+	var del deletedItems
+	if f.Deleted != nil {
+		del = *f.Deleted
+	}
+	for _, group := range [][]struct {
+		name string
+		keys []string
+	}{
+		{{"flags", sortedKeys(f.Flags)}, {"flagValues", sortedKeys(f.FlagValues)}, {"deleted.flags", sortedKeys(del.Flags)}},
+		{{"segments", sortedKeys(f.Segments)}, {"deleted.segments", sortedKeys(del.Segments)}},
+	} {
+		seen := map[string]string{}
+		for _, section := range group {
+			for _, key := range section.keys {
+				if first, dup := seen[key]; dup {
+					return fmt.Errorf("%q is in both %s and %s: give each key once", key, first, section.name)
+				}
+				seen[key] = section.name
+			}
+		}
+	}
+	return nil
+}
+
 // items returns the file's items of one kind, live and deleted, each checked.
 func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializedItemDescriptor, error) {
 	live, deleted := f.section(kind)
@@ -122,9 +153,6 @@ func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSeria
 	}
 	if kind == ldstoreimpl.Features() {
 		for key, raw := range f.FlagValues {
-			if _, dup := live[key]; dup {
-				return nil, fmt.Errorf("flag %q is in both flags and flagValues", key)
-			}
 			var value ldvalue.Value
 			if err := json.Unmarshal(raw, &value); err != nil {
 				return nil, fmt.Errorf("flagValues %q: %w", key, err)
@@ -137,9 +165,6 @@ func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSeria
 		}
 	}
 	for key, version := range deleted {
-		if _, dup := live[key]; dup {
-			return nil, fmt.Errorf("%s %q is both live and deleted", name, key)
-		}
 		desc := ldstoretypes.ItemDescriptor{Version: version}
 		items = append(items, ldstoretypes.KeyedSerializedItemDescriptor{Key: key,
 			Item: ldstoretypes.SerializedItemDescriptor{Version: version, Deleted: true, SerializedItem: kind.Serialize(desc)}})

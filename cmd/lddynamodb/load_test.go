@@ -195,8 +195,10 @@ func TestLoadBadFileWritesNothing(t *testing.T) {
 		{"flag the SDK cannot parse", `{"flags": {"a": {"key": "a", "version": "one"}}}`, `flags "a": the SDK cannot parse it`},
 		{"key that disagrees", `{"flags": {"a": ` + flagJSON(t, good) + `}}`, `flags "a": its "key" is "flag-a"; it must be the same as the key it is listed under`},
 		{"no key", `{"segments": {"s": {"version": 1}}}`, `segments "s": its "key" is ""`},
-		{"live and deleted", `{"flags": {"flag-a": ` + flagJSON(t, good) + `}, "deleted": {"flags": {"flag-a": 2}}}`, `flags "flag-a" is both live and deleted`},
-		{"flag and flagValue", `{"flags": {"flag-a": ` + flagJSON(t, good) + `}, "flagValues": {"flag-a": true}}`, `flag "flag-a" is in both flags and flagValues`},
+		{"live and deleted", `{"flags": {"flag-a": ` + flagJSON(t, good) + `}, "deleted": {"flags": {"flag-a": 2}}}`, `"flag-a" is in both flags and deleted.flags: give each key once`},
+		{"flag and flagValue", `{"flags": {"flag-a": ` + flagJSON(t, good) + `}, "flagValues": {"flag-a": true}}`, `"flag-a" is in both flags and flagValues`},
+		{"flagValue and deleted", `{"flagValues": {"flag-a": true}, "deleted": {"flags": {"flag-a": 2}}}`, `"flag-a" is in both flagValues and deleted.flags`},
+		{"segment live and deleted", `{"segments": {"s": {"key": "s", "version": 1}}, "deleted": {"segments": {"s": 2}}}`, `"s" is in both segments and deleted.segments`},
 		{"empty", `{}`, "no flags, flagValues, segments or deleted items; loading it would delete everything under the prefix"},
 	}
 	for _, c := range cases {
