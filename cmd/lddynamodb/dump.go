@@ -42,7 +42,10 @@ It stops, naming the row, at a row that the SDK could not read (run verify to li
 			}
 			live, deleted := len(data.Flags)+len(data.Segments), len(data.Deleted.Flags)+len(data.Deleted.Segments)
 			if live+deleted == 0 {
-				fmt.Fprintf(a.stderr, "lddynamodb: table %q has no flags or segments under prefix %q\n", args[0], prefix)
+				if err := emptyPrefix(cmd.Context(), client, args[0], prefix); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "lddynamodb: table %q has no flags or segments under prefix %q (its initialized marker is there)\n", args[0], prefix)
 			}
 			out, err := json.MarshalIndent(data, "", "  ")
 			if err != nil {
@@ -64,6 +67,25 @@ It stops, naming the row, at a row that the SDK could not read (run verify to li
 	cmd.Flags().StringVar(&prefix, "prefix", "", "the prefix the SDK or Relay Proxy was configured with (default: none)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
 	return cmd
+}
+
+// emptyPrefix fails for a prefix with no rows unless its initialized marker is there (an
+// environment without flags), so that a misspelt prefix does not make an empty backup. The error
+// names the prefixes that have rows, as verify does: that costs a GetItem and a keys-only Scan.
+func emptyPrefix(ctx context.Context, client *dynamodb.Client, table, prefix string) error {
+	v := &verifier{client: client, table: table, prefix: prefix}
+	if err := v.readMarker(ctx); err != nil {
+		return err
+	}
+	if v.marker {
+		return nil
+	}
+	hint := "run lddynamodb verify to look for rows under other prefixes"
+	if err := v.scan(ctx); err != nil {
+		v.scanned = false
+		hint = fmt.Sprintf("the scan for rows under other prefixes failed (%v)", err)
+	}
+	return fmt.Errorf("table %q: %s", table, v.nothingUnderPrefix(hint))
 }
 
 // readDump reads the flags and segments of a prefix, checking that the SDK can parse each.

@@ -450,9 +450,30 @@ func TestDumpToStdout(t *testing.T) {
 	assert.Empty(t, dumped["segments"])
 	assert.Empty(t, r.stderr)
 
-	r = cli(t, "dump", table, "--prefix", "nothing-here")
+}
+
+// A dump of a prefix with no rows and no marker fails, as a backup of a misspelt prefix would be
+// empty, and names the prefixes that have rows; an initialized prefix without flags dumps.
+func TestDumpOfEmptyPrefix(t *testing.T) {
+	table := testenv.NewTable(t)
+	r := cli(t, "dump", table)
+	assert.Equal(t, exitError, r.code)
+	assert.Empty(t, r.stdout)
+	assert.Contains(t, r.stderr, fmt.Sprintf(`lddynamodb: table %q: nothing under prefix "": no initialized marker "$inited" and no flags or segments; the table is empty`, table))
+
+	a := boolFlag("flag-a", 3, true)
+	fill(t, table, "production", map[string]*ldmodel.FeatureFlag{"flag-a": &a}, nil)
+	file := filepath.Join(t.TempDir(), "backup.json")
+	r = cli(t, "dump", table, "--prefix", "prod", "-o", file)
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, `nothing under prefix "prod": no initialized marker "prod:$inited" and no flags or segments; the table has rows under other prefixes: did you mean --prefix production?`)
+	assert.NoFileExists(t, file)
+
+	testenv.PutRow(t, table, map[string]types.AttributeValue{"namespace": av.S("empty:$inited"), "key": av.S("empty:$inited")})
+	r = cli(t, "dump", table, "--prefix", "empty")
 	require.Equal(t, exitOK, r.code)
-	assert.Contains(t, r.stderr, `has no flags or segments under prefix "nothing-here"`)
+	assert.JSONEq(t, `{"flags": {}, "segments": {}, "deleted": {}}`, r.stdout)
+	assert.Contains(t, r.stderr, `has no flags or segments under prefix "empty" (its initialized marker is there)`)
 }
 
 func TestDumpStopsAtBadRow(t *testing.T) {

@@ -105,16 +105,9 @@ func (v *verifier) run(ctx context.Context, scan bool) error {
 	if err := lddynamodb.CheckTable(ctx, v.client, v.table); err != nil {
 		return err
 	}
-	marker := lddynamodb.InitedMarker(v.prefix)
-	out, err := v.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(v.table),
-		Key:            keyOf(marker, marker),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return fmt.Errorf("table %q: get marker %q: %w", v.table, marker, err)
+	if err := v.readMarker(ctx); err != nil {
+		return err
 	}
-	v.marker = out.Item != nil
 	rows := 0
 	for _, kind := range kinds {
 		count := kindCount{kind: kind}
@@ -146,6 +139,21 @@ func (v *verifier) run(ctx context.Context, scan bool) error {
 	return nil
 }
 
+// readMarker reads whether the prefix has its initialized marker (one GetItem).
+func (v *verifier) readMarker(ctx context.Context) error {
+	marker := lddynamodb.InitedMarker(v.prefix)
+	out, err := v.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(v.table),
+		Key:            keyOf(marker, marker),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return fmt.Errorf("table %q: get marker %q: %w", v.table, marker, err)
+	}
+	v.marker = out.Item != nil
+	return nil
+}
+
 // checkMarker adds a problem when the prefix has no initialized marker, saying whether it has
 // rows and where else in the table there are some.
 func (v *verifier) checkMarker(rows int) {
@@ -159,6 +167,13 @@ func (v *verifier) checkMarker(rows int) {
 			marker, rows))
 		return
 	}
+	v.problems = append(v.problems, v.nothingUnderPrefix("run without --no-scan to look for rows under other prefixes"))
+}
+
+// nothingUnderPrefix says that the prefix has neither marker nor rows, and where the scan, if
+// one ran, found rows; noScanHint is what to say when none ran.
+func (v *verifier) nothingUnderPrefix(noScanHint string) string {
+	marker := lddynamodb.InitedMarker(v.prefix)
 	msg := fmt.Sprintf("nothing under prefix %q: no initialized marker %q and no flags or segments", v.prefix, marker)
 	switch {
 	case len(v.otherPrefixes) > 0:
@@ -174,9 +189,9 @@ func (v *verifier) checkMarker(rows int) {
 	case v.scanned && v.scannedRows == 0:
 		msg += `; the table is empty: write flags with "lddynamodb load", or let an SDK or the Relay Proxy fill it`
 	case !v.scanned:
-		msg += "; run without --no-scan to look for rows under other prefixes"
+		msg += "; " + noScanHint
 	}
-	v.problems = append(v.problems, msg)
+	return msg
 }
 
 // scan reads the keys of every row in the table, to find rows that none of the stores writes.
