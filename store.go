@@ -23,7 +23,8 @@ import (
 //     ceil(w/25) BatchWriteItem for the w rows that changed, then as many for the rows that
 //     disappeared (a few more when items wait for the items they use, or DynamoDB throttles);
 //     one PutItem for the marker.
-//   - Get: one GetItem. GetAll: p Query pages. Upsert: one conditional PutItem.
+//   - Get: one GetItem (none for a key that no row can have, which is not found). GetAll: p
+//     Query pages. Upsert: one conditional PutItem.
 //   - IsInitialized and IsStoreAvailable: one GetItem of the marker.
 type store struct {
 	tableClient
@@ -144,6 +145,11 @@ func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.Serial
 	ctx, cancel := s.operation()
 	defer cancel()
 	namespace := Namespace(s.prefix, kind)
+	if keyProblem(namespace, key) != "" {
+		// No row can have this key, and DynamoDB would refuse the read with a ValidationException,
+		// which the SDK takes for an unavailable store.
+		return ldstoretypes.SerializedItemDescriptor{}.NotFound(), nil
+	}
 	seq := s.stale.begin()
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &s.table,

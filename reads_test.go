@@ -1,0 +1,71 @@
+package lddynamodb_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/faults"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+)
+
+// TestGetOfImpossibleKeyMakesNoCall evaluates, in daemon mode, flag keys that no DynamoDB row can
+// have: DynamoDB refuses them with a ValidationException, which the SDK would take for an
+// unavailable store. They must evaluate as not found, with no call and the store still available;
+// a key of exactly the limit is an ordinary key.
+func TestGetOfImpossibleKeyMakesNoCall(t *testing.T) {
+	table := testenv.NewTable(t)
+	longest := strings.Repeat("k", lddynamodb.MaxSortKeyBytes)
+	writer, _ := testenv.Build(t, testenv.DataStore(table))
+	require.NoError(t, writer.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{
+		testenv.Flag("f", 1, 0), testenv.Flag(longest, 1, 0)}, nil)))
+
+	inj := faults.New(1, nil)
+	t.Cleanup(inj.CloseIdleConnections)
+	client, mockLog := testenv.DaemonClient(t,
+		lddynamodb.DataStore(table).ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint, inj.ClientOption()), 30)
+	user := ldcontext.New("user-1")
+
+	for _, key := range []string{"", longest + "k", strings.Repeat("é", lddynamodb.MaxSortKeyBytes/2+1)} {
+		before := inj.CountByOp()["GetItem"]
+		value, detail, _ := client.BoolVariationDetail(key, user, false)
+		assert.False(t, value, "key of %d bytes", len(key))
+		assert.Equal(t, ldreason.EvalErrorFlagNotFound, detail.Reason.GetErrorKind(), "key of %d bytes", len(key))
+		assert.Equal(t, before, inj.CountByOp()["GetItem"], "key of %d bytes: no call", len(key))
+	}
+	assert.True(t, client.GetDataStoreStatusProvider().GetStatus().Available, "the store is still available")
+	assert.False(t, mockLog.HasMessageMatch(ldlog.Warn, "unavailab"), "no unavailability logged")
+	assert.Empty(t, mockLog.GetOutput(ldlog.Error))
+
+	for _, key := range []string{longest, "f"} {
+		before := inj.CountByOp()["GetItem"]
+		value, _ := client.BoolVariation(key, user, false)
+		assert.True(t, value, "key of %d bytes is found", len(key))
+		assert.Equal(t, before+1, inj.CountByOp()["GetItem"], "key of %d bytes: one GetItem", len(key))
+	}
+}
+
+// TestLongestPrefix uses the longest prefix that Build accepts, whose marker key is exactly
+// DynamoDB's sort key limit: the store works as with any other prefix.
+func TestLongestPrefix(t *testing.T) {
+	table := testenv.NewTable(t)
+	prefix := strings.Repeat("p", lddynamodb.MaxSortKeyBytes-len(":$inited"))
+	require.Len(t, lddynamodb.InitedMarker(prefix), lddynamodb.MaxSortKeyBytes)
+	store, _ := testenv.Build(t, testenv.DataStore(table).Prefix(prefix))
+	f := testenv.Flag("f", 1, 0)
+	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{f}, nil)))
+	assert.True(t, store.IsInitialized())
+	got, err := store.Get(features, "f")
+	require.NoError(t, err)
+	assert.Equal(t, f.Item, got)
+	all, err := store.GetAll(features)
+	require.NoError(t, err)
+	assert.Equal(t, []ldstoretypes.KeyedSerializedItemDescriptor{f}, all)
+}
