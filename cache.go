@@ -72,7 +72,7 @@ type staleKind struct {
 	items    map[string]staleItem
 	complete time.Time // when the last complete set was read or written; every entry is as fresh
 	listed   uint64    // the number of the operation that learned the complete set
-	barrier  uint64    // reads numbered below are ignored: an Init or a sweep came after they started
+	barrier  uint64    // reads numbered below are ignored: an Init, or an entry that a sweep dropped, came after they started
 	sweepAt  int       // the number of entries at which to drop those older than maxAge
 }
 
@@ -140,7 +140,11 @@ func (c *staleCache) setLocked(k *staleKind, key string, item ldstoretypes.Seria
 		if item.Version != old.item.Version {
 			later = item.Version > old.item.Version
 		}
-		old.seq = max(old.seq, seq) // the kept version was still the newest when seq started
+		if seq > old.seq {
+			// The kept version was still the newest when seq started, and the key was seen then:
+			// the entry is as fresh as that read, so that a sweep cannot drop a key just read.
+			old.seq, old.at = seq, now
+		}
 	}
 	if later {
 		old = staleItem{item: item, at: now, seq: seq}
@@ -153,9 +157,11 @@ func (c *staleCache) setLocked(k *staleKind, key string, item ldstoretypes.Seria
 // sweeping costs O(1) per new key.
 func (c *staleCache) sweepLocked(k *staleKind, now time.Time) {
 	old := 0
+	var newestDropped uint64
 	for _, it := range k.items {
 		if now.Sub(it.at) > c.maxAge {
 			old++
+			newestDropped = max(newestDropped, it.seq)
 		}
 	}
 	if old > 0 {
@@ -166,7 +172,10 @@ func (c *staleCache) sweepLocked(k *staleKind, now time.Time) {
 			}
 		}
 		k.items = kept
-		k.barrier = c.seq.Add(1) // a read in flight must not bring back what was dropped
+		// A read that started before a dropped entry was learned may be older than it, and must
+		// not bring back what it had replaced; a read that started after every dropped entry
+		// (a GetAll in flight, say) is newer than all of them, and is kept.
+		k.barrier = max(k.barrier, newestDropped)
 	}
 	k.sweepAt = max(2*len(k.items), staleSweepMin)
 }

@@ -3,6 +3,7 @@ package lddynamodb_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,5 +206,81 @@ func TestStaleIfErrorOrdersOverlappingOperations(t *testing.T) {
 		item, all := e.staleView(t, "f")
 		assert.Equal(t, "absent", orderDesc(item))
 		assert.Empty(t, all)
+	})
+}
+
+// staleClock is a clock for the stale layer that only the test moves.
+type staleClock struct{ at atomic.Int64 }
+
+func newStaleClock(store subsystems.PersistentDataStore) *staleClock {
+	c := &staleClock{}
+	c.at.Store(time.Unix(1700000000, 0).UnixNano())
+	lddynamodb.SetStaleClock(store, func() time.Time { return time.Unix(0, c.at.Load()) })
+	return c
+}
+
+func (c *staleClock) advance(d time.Duration) { c.at.Add(int64(d)) }
+
+// sweepFlags are staleSweepMin (1,024) flags whose keys sort after "f", at version 1: reading
+// them all makes the layer reach the size at which it sweeps its old entries.
+func sweepFlags() []ldstoretypes.KeyedSerializedItemDescriptor {
+	var flags []ldstoretypes.KeyedSerializedItemDescriptor
+	for i := 0; i < 1024; i++ {
+		flags = append(flags, testenv.Flag(fmt.Sprintf("g%04d", i), 1, 0))
+	}
+	return flags
+}
+
+// TestStaleIfErrorServesEveryKeyAGetAllListed sweeps the layer's old entries while a GetAll is
+// being recorded or is in flight: every key that the GetAll returned must still be served during
+// an outage.
+func TestStaleIfErrorServesEveryKeyAGetAllListed(t *testing.T) {
+	t.Run("sweep while recording a key listed at a lower version than the layer held", func(t *testing.T) {
+		e := newOrderEnv(t)
+		clock := newStaleClock(e.store)
+		require.NoError(t, e.store.Init(testenv.AllData(nil, nil)))
+		_, err := e.store.Upsert(features, "f", testenv.Flag("f", 5, 0).Item)
+		require.NoError(t, err)
+		// Another writer loads an older data set (an Init discards whatever versions), with
+		// enough new keys that recording them sweeps the entries older than maxAge.
+		writer, _ := testenv.Build(t, testenv.DataStore(e.table))
+		require.NoError(t, writer.Init(testenv.AllData(append([]ldstoretypes.KeyedSerializedItemDescriptor{
+			testenv.Flag("f", 2, 0)}, sweepFlags()...), nil)))
+		clock.advance(2 * time.Hour)
+
+		all, err := e.store.GetAll(features)
+		require.NoError(t, err)
+		require.Equal(t, 1025, len(all))
+		require.Equal(t, "f", all[0].Key, "f is recorded before the keys that cause the sweep")
+
+		item, stale := e.staleView(t, "f")
+		assert.Equal(t, "v5", orderDesc(item), "f is served; of two versions the higher wins")
+		assert.Equal(t, 1025, len(stale), "every flag is served")
+	})
+
+	t.Run("sweep of older entries while a GetAll is in flight", func(t *testing.T) {
+		e := newOrderEnv(t)
+		clock := newStaleClock(e.store)
+		writer, _ := testenv.Build(t, testenv.DataStore(e.table))
+		require.NoError(t, writer.Init(testenv.AllData(append([]ldstoretypes.KeyedSerializedItemDescriptor{
+			testenv.Flag("f", 1, 0)}, sweepFlags()[1:]...), nil)))
+		_, err := e.store.GetAll(features) // the layer holds 1,024 entries
+		require.NoError(t, err)
+		clock.advance(2 * time.Hour)
+
+		release, result := e.getAllHeld()
+		// A new key sweeps the 1,024 entries learned by the first GetAll, which the GetAll in
+		// flight started after: what it read is newer than anything swept.
+		got, err := e.store.Get(features, "new")
+		require.NoError(t, err)
+		require.Equal(t, "absent", orderDesc(got))
+		release()
+		listed := <-result
+		require.NoError(t, listed.err)
+		require.Equal(t, 1024, len(listed.all))
+
+		item, all := e.staleView(t, "f")
+		assert.Equal(t, "v1", orderDesc(item))
+		assert.Equal(t, 1024, len(all), "every flag is served")
 	})
 }

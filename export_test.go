@@ -19,3 +19,9 @@ func SetInitProgressInterval(d time.Duration) (restore func()) {
 	initProgressInterval = d
 	return func() { initProgressInterval = old }
 }
+
+// SetStaleClock makes the StaleIfError layer of a store built by this package (with that option)
+// read the time from now, so that a test can age its entries without waiting.
+func SetStaleClock(s subsystems.PersistentDataStore, now func() time.Time) {
+	s.(*store).stale.now = now
+}
