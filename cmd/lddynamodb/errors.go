@@ -69,6 +69,14 @@ func checkEndpoint(source, endpoint string) error {
 // "lddynamodb: " (the command adds it), and with what to do about a missing table.
 func (a *app) explain(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "lddynamodb: ")
+	var endpoint *endpointError
+	if errors.As(err, &endpoint) {
+		return endpoint.Error()
+	}
+	var profile *profileError
+	if errors.As(err, &profile) {
+		return profile.Error()
+	}
 	var notFound *types.ResourceNotFoundException
 	if errors.As(err, &notFound) && a.table != "" {
 		return fmt.Sprintf("table %q does not exist in %s: create it with \"lddynamodb create-table %s\", or check --region and --endpoint",

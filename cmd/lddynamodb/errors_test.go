@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -116,4 +119,94 @@ func TestCommandLineMistakes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silentEndpoint is the URL of a loopback listener that accepts connections and never answers.
+func silentEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// connectionCommands are a command line of each command that calls DynamoDB, and its first call.
+var connectionCommands = []struct {
+	args []string
+	op   string
+}{
+	{[]string{"create-table", "t"}, "CreateTable"},
+	{[]string{"verify", "t"}, "DescribeTable"},
+	{[]string{"dump", "t"}, "Query"},
+	{[]string{"load", "t", "../../examples/flags.json"}, "Query"},
+}
+
+// Every command gives up on an endpoint that never answers after --timeout, and names it.
+func TestEndpointThatNeverAnswers(t *testing.T) {
+	endpoint := silentEndpoint(t)
+	for _, c := range connectionCommands {
+		t.Run(c.args[0], func(t *testing.T) {
+			r := runRaw(t, append([]string{"--endpoint", endpoint, "--region", "us-east-1", "--timeout", "500ms"}, c.args...)...)
+			assert.Equal(t, exitError, r.code)
+			assert.Equal(t, "lddynamodb: no answer from region us-east-1, endpoint "+endpoint+" within 500ms ("+c.op+` on table "t"): `+
+				"check that the endpoint is a DynamoDB and that it is up, or allow more time with --timeout\n", r.stderr)
+		})
+	}
+	r := runRaw(t, "--endpoint", endpoint, "--region", "us-east-1", "--timeout", "0s", "verify", "t")
+	assert.Equal(t, exitError, r.code)
+	assert.Equal(t, "lddynamodb: --timeout 0s: give a positive duration, such as 10s\n", r.stderr)
+}
+
+// A refused connection names the endpoint and what to check, in one line without the AWS SDK's
+// chain of wrappers.
+func TestConnectionRefusedSaysWhatToCheck(t *testing.T) {
+	endpoint := testenv.ClosedEndpoint(t)
+	addr := strings.TrimPrefix(endpoint, "http://")
+	for _, c := range connectionCommands {
+		t.Run(c.args[0], func(t *testing.T) {
+			r := runRaw(t, append([]string{"--endpoint", endpoint, "--region", "us-east-1"}, c.args...)...)
+			assert.Equal(t, exitError, r.code)
+			assert.Equal(t, "lddynamodb: region us-east-1, endpoint "+endpoint+" refused the connection ("+c.op+` on table "t"): `+
+				"is the local DynamoDB running (make dynamodb in a clone of the repository)? Check --endpoint and AWS_ENDPOINT_URL_DYNAMODB "+
+				"(dial tcp "+addr+": connect: connection refused)\n", r.stderr)
+		})
+	}
+}
+
+func TestUnknownProfileSaysWhereProfilesAre(t *testing.T) {
+	configFile := filepath.Join(t.TempDir(), "config")
+	require.NoError(t, os.WriteFile(configFile, []byte("[profile dev]\nregion = us-east-1\n"), 0o600))
+	t.Setenv("AWS_CONFIG_FILE", configFile)
+	want := func(source string) string {
+		return `lddynamodb: no profile "prod" (from ` + source + `) in the shared config file ` + configFile + ` (AWS_CONFIG_FILE) or credentials file ` +
+			os.Getenv("AWS_SHARED_CREDENTIALS_FILE") + " (AWS_SHARED_CREDENTIALS_FILE): check the name, or set the files\n"
+	}
+	r := cli(t, "--profile", "prod", "verify", "t")
+	assert.Equal(t, exitError, r.code)
+	assert.Equal(t, want("--profile"), r.stderr)
+
+	t.Setenv("AWS_PROFILE", "prod")
+	r = cli(t, "verify", "t")
+	assert.Equal(t, exitError, r.code)
+	assert.Equal(t, want("AWS_PROFILE"), r.stderr)
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -63,6 +64,7 @@ type app struct {
 	endpoint string
 	region   string
 	profile  string
+	timeout  time.Duration
 	quiet    bool
 	stdout   io.Writer
 	stderr   io.Writer
@@ -117,6 +119,7 @@ func (a *app) rootCommand() *cobra.Command {
 	flags.StringVar(&a.endpoint, "endpoint", "", "DynamoDB endpoint URL, such as http://localhost:8000 for DynamoDB Local")
 	flags.StringVar(&a.region, "region", "", "AWS region (default: AWS_REGION or the profile's region)")
 	flags.StringVar(&a.profile, "profile", "", "shared config profile (default: AWS_PROFILE or \"default\")")
+	flags.DurationVar(&a.timeout, "timeout", defaultCallTimeout, "how long one DynamoDB call may take, its retries included (a Go duration: 10s, 1m)")
 	flags.BoolVarP(&a.quiet, "quiet", "q", false, "no progress line on stderr")
 	root.AddCommand(a.createTableCommand(), a.verifyCommand(), a.dumpCommand(), a.loadCommand())
 	return root
@@ -138,6 +141,9 @@ func (a *app) client(ctx context.Context, table string) (*dynamodb.Client, error
 	if err := checkEndpoint("--endpoint", a.endpoint); err != nil {
 		return nil, err
 	}
+	if a.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %s: give a positive duration, such as 10s", a.timeout)
+	}
 	var opts []func(*config.LoadOptions) error
 	if a.region != "" {
 		opts = append(opts, config.WithRegion(a.region))
@@ -147,7 +153,7 @@ func (a *app) client(ctx context.Context, table string) (*dynamodb.Client, error
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+		return nil, a.configError(err)
 	}
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region: use --region, AWS_REGION, or a profile with a region")
@@ -156,6 +162,7 @@ func (a *app) client(ctx context.Context, table string) (*dynamodb.Client, error
 		if a.endpoint != "" {
 			o.BaseEndpoint = aws.String(a.endpoint)
 		}
+		o.APIOptions = append(o.APIOptions, a.callTimeout)
 	})
 	a.target = target{region: cfg.Region, endpoint: aws.ToString(client.Options().BaseEndpoint)}
 	if err := checkEndpoint("AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL", a.target.endpoint); err != nil {
@@ -164,7 +171,9 @@ func (a *app) client(ctx context.Context, table string) (*dynamodb.Client, error
 	if cfg.Credentials == nil {
 		return nil, &credentialsError{target: a.target}
 	}
-	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+	credCtx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(credCtx); err != nil {
 		return nil, &credentialsError{target: a.target, cause: err}
 	}
 	return client, nil
