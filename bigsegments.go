@@ -45,21 +45,23 @@ func (b *BigSegmentStoreBuilder) Prefix(prefix string) *BigSegmentStoreBuilder {
 }
 
 // DynamoClient sets a ready DynamoDB client instead of one made by Build, as
-// DataStoreBuilder.DynamoClient does. It cannot be combined with ClientConfig.
+// DataStoreBuilder.DynamoClient does: it wins over ClientConfig and ClientOptions, and Build warns
+// that they are ignored.
 func (b *BigSegmentStoreBuilder) DynamoClient(client Client) *BigSegmentStoreBuilder {
-	b.client = client
+	b.setClient(client)
 	return b
 }
 
 // ClientConfig sets the AWS configuration from which Build makes the DynamoDB client, and adds
-// optFns to the client options, as DataStoreBuilder.ClientConfig does.
+// optFns that adjust the client's options, as DataStoreBuilder.ClientConfig does.
 func (b *BigSegmentStoreBuilder) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb.Options)) *BigSegmentStoreBuilder {
 	b.setClientConfig(cfg, optFns)
 	return b
 }
 
-// ClientOptions sets DynamoDB client options (an endpoint, a Retryer) and then applies optFns, as
-// DataStoreBuilder.ClientOptions does; BaseEndpoint counts, unlike in the official store.
+// ClientOptions sets DynamoDB client options (a region, an endpoint, a Retryer) and then applies
+// optFns, as DataStoreBuilder.ClientOptions does; BaseEndpoint counts, unlike in the official
+// store.
 func (b *BigSegmentStoreBuilder) ClientOptions(options dynamodb.Options, optFns ...func(*dynamodb.Options)) *BigSegmentStoreBuilder {
 	b.addClientOptions(options, optFns)
 	return b
@@ -81,11 +83,11 @@ func (b *BigSegmentStoreBuilder) Metrics(m *Metrics) *BigSegmentStoreBuilder {
 
 // Build is called by the SDK to create the store. It validates the options and makes the client;
 // it makes no DynamoDB call.
-func (b *BigSegmentStoreBuilder) Build(subsystems.ClientContext) (subsystems.BigSegmentStore, error) {
+func (b *BigSegmentStoreBuilder) Build(ctx subsystems.ClientContext) (subsystems.BigSegmentStore, error) {
 	if err := b.validate(); err != nil {
 		return nil, err
 	}
-	conn, err := b.connect(context.Background())
+	conn, err := b.connect(context.Background(), loggersOf(ctx, "DynamoDBBigSegmentStore:"))
 	if err != nil {
 		return nil, err
 	}

@@ -248,20 +248,16 @@ func (c *recordingClient) GetItem(ctx context.Context, in *dynamodb.GetItemInput
 }
 
 // TestBigSegmentStoreReadsConsistentlyOneCallEach checks the cost of the two reads, and that they
-// are strongly consistent, through a given client whose base endpoint is a closed port: only the
-// per-call ClientOptions reach the server.
+// are strongly consistent, through a given client that records them.
 func TestBigSegmentStoreReadsConsistentlyOneCallEach(t *testing.T) {
 	table := testenv.NewTable(t)
 	testenv.PutRows(t, table, []map[string]types.AttributeValue{
 		metadataRow("", 1718000000000),
 		membershipRow("", contextHash("alice"), []string{"big-seg.g1"}, nil),
 	})
-	client := &recordingClient{Client: dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(testenv.ClosedEndpoint(t))
-	})}
+	client := &recordingClient{Client: testenv.Client()}
 	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, lddynamodb.BigSegmentStore(table).
-		DynamoClient(client).ClientOptions(dynamodb.Options{}, testenv.WithEndpoint).Metrics(metrics))
+	store, _ := testenv.Build(t, lddynamodb.BigSegmentStore(table).DynamoClient(client).Metrics(metrics))
 
 	meta, err := store.GetMetadata()
 	require.NoError(t, err)
@@ -356,8 +352,6 @@ func TestBigSegmentStoreBuildRejectsBadOptions(t *testing.T) {
 		want    string
 	}{
 		{"empty table", lddynamodb.BigSegmentStore(""), "table name is empty"},
-		{"client and config", lddynamodb.BigSegmentStore("t").DynamoClient(testenv.Client()).ClientConfig(testenv.AWSConfig()),
-			"DynamoClient and ClientConfig both set"},
 		{"zero timeout", testenv.BigSegmentStore("t").OperationTimeout(0), "operation timeout must be positive"},
 	}
 	for _, tc := range cases {

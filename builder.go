@@ -2,16 +2,10 @@ package lddynamodb
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"reflect"
-	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
@@ -27,198 +21,6 @@ const (
 	// DefaultOperationTimeout bounds every other store operation, including the AWS SDK's retries.
 	DefaultOperationTimeout = 10 * time.Second
 )
-
-// Client is the part of the DynamoDB API that the stores call. A *dynamodb.Client satisfies it;
-// any other implementation must behave like DynamoDB. Its methods map one to one to the IAM
-// actions that docs/table.md lists, so a wrapper can log or meter them.
-type Client interface {
-	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
-	Query(ctx context.Context, params *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-	BatchWriteItem(ctx context.Context, params *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
-}
-
-var _ Client = (*dynamodb.Client)(nil)
-
-// clientOptions are the options that DataStoreBuilder and BigSegmentStoreBuilder share: which
-// table, which prefix, and how to reach DynamoDB.
-type clientOptions struct {
-	table     string
-	prefix    string
-	client    Client
-	awsConfig *aws.Config
-	optFns    []func(*dynamodb.Options)
-	timeout   time.Duration
-	metrics   *Metrics
-}
-
-func newClientOptions(table string) clientOptions {
-	return clientOptions{table: table, timeout: DefaultOperationTimeout}
-}
-
-func (o *clientOptions) validate() error {
-	if o.table == "" {
-		return errors.New("lddynamodb: table name is empty")
-	}
-	if o.client != nil && o.awsConfig != nil {
-		return fmt.Errorf("lddynamodb: table %q: DynamoClient and ClientConfig both set; give one", o.table)
-	}
-	if o.timeout <= 0 {
-		return fmt.Errorf("lddynamodb: table %q: operation timeout must be positive, got %v", o.table, o.timeout)
-	}
-	return nil
-}
-
-// connection is what Build makes of clientOptions: a client, and the HTTP transport the store
-// owns (nil when the caller gave the client), whose idle connections Close releases.
-type connection struct {
-	client    Client
-	transport *http.Transport
-}
-
-// connect returns the client to use. A given client is used as it is (its per-call options are
-// applied on every call by the store); otherwise a client is made from the given aws.Config, or
-// from the default AWS configuration chain (environment, shared files, web identity, container
-// and Lambda roles).
-func (o *clientOptions) connect(ctx context.Context) (connection, error) {
-	if o.client != nil {
-		return connection{client: o.client}, nil
-	}
-	var cfg aws.Config
-	if o.awsConfig != nil {
-		cfg = o.awsConfig.Copy()
-	} else {
-		loaded, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return connection{}, fmt.Errorf("lddynamodb: table %q: loading AWS configuration: %w", o.table, err)
-		}
-		cfg = loaded
-	}
-	var transport *http.Transport
-	if buildable, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok || cfg.HTTPClient == nil {
-		// The store owns this transport, so Close can release its connections.
-		if buildable == nil {
-			buildable = awshttp.NewBuildableClient()
-		}
-		transport = buildable.GetTransport()
-		cfg.HTTPClient = &http.Client{Transport: transport, Timeout: buildable.GetTimeout()}
-	}
-	client := dynamodb.NewFromConfig(cfg, append(slices.Clip(o.optFns), markCredentialFailures)...)
-	// The region and credentials are checked on the client itself, after ClientOptions, which may
-	// set them. Credentials are only fetched at the first call: the default chain may get them
-	// from a role, and Build makes no call.
-	if client.Options().Region == "" {
-		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS region: set AWS_REGION, a profile's region, or pass ClientConfig", o.table)
-	}
-	if client.Options().Credentials == nil {
-		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS credentials found", o.table)
-	}
-	return connection{client: client, transport: transport}, nil
-}
-
-// CredentialsError is the error of a store operation that could not get AWS credentials: none
-// are configured, they have expired and cannot be renewed, or the endpoint that serves them
-// (instance metadata, a container or SSO endpoint, STS) cannot be reached. Such a failure is
-// neither retried by the AWS SDK nor answered from StaleIfError. Find it with errors.As; it is
-// raised before any DynamoDB call is sent. Clients made by Build report it, as does a
-// *dynamodb.Client given to DynamoClient; any other Client reports what it reports.
-type CredentialsError struct {
-	// Err is the credential provider's error.
-	Err error
-}
-
-func (e *CredentialsError) Error() string {
-	return "no usable AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile " +
-		"of ~/.aws/config, or run with an IAM role: EC2 instance profile, ECS task role, EKS service account): " + e.Err.Error()
-}
-
-// Unwrap returns the credential provider's error.
-func (e *CredentialsError) Unwrap() error { return e.Err }
-
-// RetryableError tells the AWS SDK's retryer that another attempt would not help.
-func (e *CredentialsError) RetryableError() bool { return false }
-
-// credentialsProvider reports the failures of the provider it wraps as a CredentialsError.
-type credentialsProvider struct {
-	inner aws.CredentialsProvider
-}
-
-func markCredentialFailures(o *dynamodb.Options) {
-	if o.Credentials != nil {
-		o.Credentials = &credentialsProvider{inner: o.Credentials}
-	}
-}
-
-func (p *credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	creds, err := p.inner.Retrieve(ctx)
-	if err != nil && ctx.Err() == nil { // a call that timed out or was cancelled says so instead
-		return creds, &CredentialsError{Err: err}
-	}
-	return creds, err
-}
-
-// IsCredentialsProvider lets the AWS SDK see what is wrapped (it looks for anonymous credentials).
-func (p *credentialsProvider) IsCredentialsProvider(target aws.CredentialsProvider) bool {
-	return aws.IsCredentialsProvider(p.inner, target)
-}
-
-// withCredentialsCause cuts the AWS SDK's wrapping off a CredentialsError, which says what to fix
-// on its own.
-func withCredentialsCause(err error) error {
-	var credErr *CredentialsError
-	if errors.As(err, &credErr) {
-		return credErr
-	}
-	return err
-}
-
-// callOptions are passed on every call: with a client made here they are already applied, with a
-// given client they are how ClientOptions (an endpoint, say) takes effect.
-func (o *clientOptions) callOptions() []func(*dynamodb.Options) {
-	if o.client == nil {
-		return nil
-	}
-	if c, ok := o.client.(*dynamodb.Client); ok {
-		// Marked once here, so that each call only sets the field; ClientOptions that set
-		// credentials come after and win.
-		marked := c.Options()
-		markCredentialFailures(&marked)
-		return append([]func(*dynamodb.Options){func(o *dynamodb.Options) { o.Credentials = marked.Credentials }}, o.optFns...)
-	}
-	return o.optFns
-}
-
-// setClientConfig and addClientOptions are ClientConfig and ClientOptions for both builders.
-func (o *clientOptions) setClientConfig(cfg aws.Config, optFns []func(*dynamodb.Options)) {
-	o.awsConfig = &cfg
-	o.optFns = append(o.optFns, optFns...)
-}
-
-func (o *clientOptions) addClientOptions(options dynamodb.Options, optFns []func(*dynamodb.Options)) {
-	o.optFns = append(o.optFns, func(target *dynamodb.Options) { mergeOptions(target, options) })
-	o.optFns = append(o.optFns, optFns...)
-}
-
-// mergeOptions sets every exported field of target that is non-zero in source to source's value,
-// except APIOptions, which source's are added to (as the official store does). Going over the
-// fields by reflection honours each field the AWS SDK has now or adds later; the official store
-// copies a fixed list and so drops BaseEndpoint, among others.
-func mergeOptions(target *dynamodb.Options, source dynamodb.Options) {
-	dst := reflect.ValueOf(target).Elem()
-	src := reflect.ValueOf(source)
-	for i := range src.NumField() {
-		field := src.Type().Field(i)
-		value := src.Field(i)
-		if !field.IsExported() || value.IsZero() {
-			continue
-		}
-		if field.Name == "APIOptions" {
-			target.APIOptions = append(slices.Clip(target.APIOptions), source.APIOptions...)
-			continue
-		}
-		dst.Field(i).Set(value)
-	}
-}
 
 // DataStoreBuilder configures the DynamoDB persistent data store. Create it with DataStore and
 // pass it to ldcomponents.PersistentDataStore:
@@ -261,28 +63,32 @@ func (b *DataStoreBuilder) Prefix(prefix string) *DataStoreBuilder {
 	return b
 }
 
-// DynamoClient sets a ready DynamoDB client (usually a *dynamodb.Client) instead of one made by
-// Build. ClientOptions still apply, on every call. It cannot be combined with ClientConfig.
+// DynamoClient sets a ready DynamoDB client, usually a *dynamodb.Client, instead of one made by
+// Build. It wins over ClientConfig and ClientOptions, as in the official store: Build then
+// ignores them and logs a warning that names them. The store leaves the client open at Close.
 func (b *DataStoreBuilder) DynamoClient(client Client) *DataStoreBuilder {
-	b.client = client
+	b.setClient(client)
 	return b
 }
 
 // ClientConfig sets the AWS configuration from which Build makes the DynamoDB client, instead of
-// the default configuration chain, and adds optFns to the client options (as ClientOptions). It
-// cannot be combined with DynamoClient.
+// the default configuration chain, and adds optFns, which adjust the client's options. Build
+// loads no configuration of its own then: cfg must hold the region and credentials (or
+// ClientOptions must). DynamoClient wins over it.
 func (b *DataStoreBuilder) ClientConfig(cfg aws.Config, optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
 	b.setClientConfig(cfg, optFns)
 	return b
 }
 
 // ClientOptions sets DynamoDB client options, as the official store's ClientOptions does: the
-// non-zero fields of options replace those of the configuration the client is made from (the
-// default chain, or ClientConfig's), APIOptions are added to, and then optFns run in the order
-// given. Unlike the official store, every field counts, BaseEndpoint included (the official store
-// drops it, so a local endpoint set there is ignored). Calls add up, in order.
+// non-zero fields of options replace those that the configuration gives the client (the default
+// chain's, or ClientConfig's), APIOptions are added to, and then optFns run in the order given.
+// Two differences from the official store: every field counts, BaseEndpoint included (the
+// official store drops it, so that a local endpoint set there is ignored and the client goes to
+// AWS); and ClientOptions add to ClientConfig and to earlier calls, in call order, where the
+// official store keeps only the last call and drops ClientConfig. DynamoClient wins over it.
 //
-//	lddynamodb.DataStore("my-table").ClientOptions(dynamodb.Options{}, dynamodb.Options{BaseEndpoint: aws.String("http://127.0.0.1:8000")})
+//	lddynamodb.DataStore("my-table").ClientOptions(dynamodb.Options{BaseEndpoint: aws.String("http://127.0.0.1:8000")})
 func (b *DataStoreBuilder) ClientOptions(options dynamodb.Options, optFns ...func(*dynamodb.Options)) *DataStoreBuilder {
 	b.addClientOptions(options, optFns)
 	return b
@@ -350,15 +156,23 @@ func (b *DataStoreBuilder) Build(ctx subsystems.ClientContext) (subsystems.Persi
 	if b.staleMaxAge < 0 {
 		return nil, fmt.Errorf("lddynamodb: table %q: stale-if-error max age must not be negative, got %v", b.table, b.staleMaxAge)
 	}
-	conn, err := b.connect(context.Background())
+	loggers := loggersOf(ctx, "DynamoDBDataStore:")
+	conn, err := b.connect(context.Background(), loggers)
 	if err != nil {
 		return nil, err
 	}
-	loggers := ldlog.NewDefaultLoggers() // for a caller that builds the store without the SDK
+	return newStore(b, conn, loggers), nil
+}
+
+// loggersOf returns the SDK's loggers with the store's prefix, or default loggers for a caller
+// that builds the store without the SDK.
+func loggersOf(ctx subsystems.ClientContext, prefix string) ldlog.Loggers {
+	loggers := ldlog.NewDefaultLoggers()
 	if ctx != nil {
 		loggers = ctx.GetLogging().Loggers
 	}
-	return newStore(b, conn, loggers), nil
+	loggers.SetPrefix(prefix)
+	return loggers
 }
 
 // DescribeConfiguration tells the SDK's diagnostic events that the data store is DynamoDB.

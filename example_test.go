@@ -191,7 +191,7 @@ func ExampleDataStoreBuilder_Build() {
 	builders := []*lddynamodb.DataStoreBuilder{
 		lddynamodb.DataStore(""),
 		lddynamodb.DataStore("my-table").BatchConcurrency(0),
-		lddynamodb.DataStore("my-table").DynamoClient(&dynamodb.Client{}).ClientConfig(aws.Config{Region: "eu-west-1"}),
+		lddynamodb.DataStore("my-table").StaleIfError(-time.Minute),
 		lddynamodb.DataStore("my-table").OperationTimeout(0),
 	}
 	for _, b := range builders {
@@ -201,7 +201,7 @@ func ExampleDataStoreBuilder_Build() {
 	// Output:
 	// lddynamodb: table name is empty
 	// lddynamodb: table "my-table": batch concurrency must be at least 1, got 0
-	// lddynamodb: table "my-table": DynamoClient and ClientConfig both set; give one
+	// lddynamodb: table "my-table": stale-if-error max age must not be negative, got -1m0s
 	// lddynamodb: table "my-table": operation timeout must be positive, got 0s
 }
 

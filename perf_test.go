@@ -674,7 +674,7 @@ func TestBatchConcurrencyLimit(t *testing.T) {
 				flagItems[i] = testenv.Flag(fmt.Sprintf("flag-%05d", i), 1, 0)
 			}
 			table := testenv.NewTable(t)
-			builder := testenv.DataStore(table).ClientOptions(dynamodb.Options{}, func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: gate} })
+			builder := testenv.DataStore(table).ClientOptions(dynamodb.Options{HTTPClient: &http.Client{Transport: gate}})
 			if limit != lddynamodb.DefaultBatchConcurrency {
 				builder.BatchConcurrency(limit)
 			}

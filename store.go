@@ -43,7 +43,6 @@ var _ subsystems.PersistentDataStore = (*store)(nil)
 
 func newStore(b *DataStoreBuilder, conn connection, loggers ldlog.Loggers) *store {
 	tc := newTableClient(&b.clientOptions, conn)
-	loggers.SetPrefix("DynamoDBDataStore:")
 	return &store{
 		tableClient:      tc,
 		consistentReads:  b.consistentReads,

@@ -224,17 +224,6 @@ func TestGetAllReadsPastOneMegabytePages(t *testing.T) {
 	assert.GreaterOrEqual(t, metrics.Snapshot().Calls["Query"], int64(4), "4 MB needs at least 4 pages")
 }
 
-func TestDynamoClientWithClientOptionsHonoursEndpoint(t *testing.T) {
-	table := testenv.NewTable(t)
-	// A client aimed nowhere useful: the endpoint comes from ClientOptions, applied on every call.
-	client := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(testenv.ClosedEndpoint(t))
-	})
-	store, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(client).ClientOptions(dynamodb.Options{}, testenv.WithEndpoint))
-	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("f", 1, 0)}, nil)))
-	assert.True(t, store.IsInitialized())
-}
-
 func TestBuildRejectsBadOptions(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -242,8 +231,6 @@ func TestBuildRejectsBadOptions(t *testing.T) {
 		wantErr string
 	}{
 		{"empty table", lddynamodb.DataStore(""), "table name is empty"},
-		{"client and config", lddynamodb.DataStore("t").DynamoClient(testenv.Client()).ClientConfig(testenv.AWSConfig()),
-			"DynamoClient and ClientConfig both set"},
 		{"batch concurrency", testenv.DataStore("t").BatchConcurrency(0), "batch concurrency must be at least 1"},
 		{"init timeout", testenv.DataStore("t").InitTimeout(0), "init timeout must be positive"},
 		{"operation timeout", testenv.DataStore("t").OperationTimeout(-time.Second), "operation timeout must be positive"},
