@@ -226,8 +226,13 @@ func (e *RowError) Error() string {
 // version and serialized JSON, passed on unparsed for the SDK to read (and report, if it
 // cannot). Every tombstone shape that a LaunchDarkly store writes (an `item` of JSON null, no
 // `item` at all, or a JSON object whose top-level "deleted" is true) decodes as a deleted item of
-// the row's version, with no serialized form. A row that cannot be decoded gives a *RowError.
+// the row's version, with no serialized form. A large item's main row (see largeitems.go) whose
+// data is inline decodes as its item; one whose data is in parts gives a *RowError saying so:
+// read those with DecodeRowWithParts. A row that cannot be decoded gives a *RowError.
 func DecodeRow(row map[string]types.AttributeValue) (key string, item ldstoretypes.SerializedItemDescriptor, err error) {
+	if isLargeRow(row) {
+		return DecodeRowWithParts(row, nil)
+	}
 	namespace, _ := stringAttr(row, AttrNamespace)
 	key, ok := stringAttr(row, AttrKey)
 	fail := func(format string, args ...any) (string, ldstoretypes.SerializedItemDescriptor, error) {
