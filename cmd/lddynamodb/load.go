@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"slices"
 
-	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/spf13/cobra"
 
 	"github.com/lddynamodb/lddynamodb"
@@ -24,7 +27,12 @@ FILE is in the format of the SDKs' file data source (JSON or YAML, "flags", "fla
 "segments"), which is what dump writes; dump's "deleted" section brings back deleted items
 with their versions. So dump and load copy a prefix to another prefix or table, or restore
 a backup. FILE is read and checked in full before anything is written: a file that the SDK
-cannot parse changes nothing.`,
+cannot parse, or that gives a key twice, changes nothing.
+
+It reports the rows written, deleted, unchanged and skipped. An item that DynamoDB cannot
+hold (a key over 1,024 bytes, say) is skipped, named with the reason, and makes the exit
+status 1. An interrupt (Ctrl-C) stops the writes at once: the table may then be partly
+written, and its initialized marker is as it was; load the file again to finish.`,
 		Example: `  lddynamodb load launchdarkly examples/flags.json
   lddynamodb dump launchdarkly --prefix production -o production.json
   lddynamodb load launchdarkly-copy production.json --prefix production`,
@@ -39,31 +47,59 @@ cannot parse changes nothing.`,
 			if err != nil {
 				return err
 			}
-			metrics := &lddynamodb.Metrics{}
-			// Warnings (an item too large for DynamoDB, say) go to stderr; Init's routine lines do not.
-			loggers := ldlog.NewDefaultLoggers()
-			loggers.SetMinLevel(ldlog.Warn)
-			store, err := lddynamodb.DataStore(table).Prefix(prefix).DynamoClient(client).Metrics(metrics).
-				Build(subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: loggers}})
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			if err := store.Init(data); err != nil {
-				return err
-			}
-			counts := map[bool]int{}
-			for _, coll := range data {
-				for _, it := range coll.Items {
-					counts[it.Item.Deleted]++
-				}
-			}
-			snap := metrics.Snapshot()
-			fmt.Fprintf(a.stdout, "loaded %d flags and segments and %d deleted items from %s into table %q, prefix %q: %d rows written or deleted (the marker included), %d DynamoDB calls\n",
-				counts[false], counts[true], file, table, prefix, snap.ItemsWritten, snap.TotalCalls())
-			return nil
+			return a.load(cmd.Context(), client, table, prefix, file, data)
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", "", "the prefix the SDKs or Relay Proxy use for this environment (default: none)")
 	return cmd
+}
+
+// load writes data through the store's Init and reports what it did. Init runs on the store's
+// own context, so an interrupt reaches it by closing the store, which cancels that context.
+func (a *app) load(ctx context.Context, client *dynamodb.Client, table, prefix, file string, data []ldstoretypes.SerializedCollection) error {
+	counter := &writeCounter{marker: lddynamodb.InitedMarker(prefix)}
+	client = dynamodb.New(client.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(slices.Clone(o.APIOptions), counter.middleware)
+	})
+	metrics := &lddynamodb.Metrics{}
+	loggers, skipped := loadLoggers(a.stderr)
+	store, err := lddynamodb.DataStore(table).Prefix(prefix).DynamoClient(client).Metrics(metrics).
+		Build(subsystems.BasicClientContext{Logging: subsystems.LoggingConfiguration{Loggers: loggers}})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+			store.Close()
+		case <-finished:
+		}
+	}()
+	if err := store.Init(data); err != nil {
+		if ctx.Err() != nil {
+			written, deleted := counter.counts()
+			return fmt.Errorf("interrupted: table %q, prefix %q may be partly written (%d rows written, %d deleted); its initialized marker is unchanged: load the file again to finish",
+				table, prefix, written, deleted)
+		}
+		return err
+	}
+	summary := loadSummary{file: file, table: table, prefix: prefix, skipped: skipped(), calls: metrics.Snapshot().TotalCalls()}
+	summary.written, summary.removed = counter.counts()
+	for _, coll := range data {
+		for _, it := range coll.Items {
+			if it.Item.Deleted {
+				summary.deleted++
+			} else {
+				summary.live++
+			}
+		}
+	}
+	summary.print(a.stdout)
+	if len(summary.skipped) > 0 {
+		return errProblems
+	}
+	return nil
 }

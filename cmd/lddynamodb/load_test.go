@@ -73,7 +73,7 @@ func TestDumpLoadRoundTrip(t *testing.T) {
 	for _, dest := range []struct{ table, prefix string }{{source, "copy"}, {other, ""}, {other, "prod"}} {
 		r := cli(t, "load", dest.table, file, "--prefix", dest.prefix)
 		require.Equal(t, exitOK, r.code)
-		assert.Contains(t, r.stdout, fmt.Sprintf("loaded 4 flags and segments and 2 deleted items from %s into table %q, prefix %q: 7 rows written or deleted", file, dest.table, dest.prefix))
+		assert.Contains(t, r.stdout, fmt.Sprintf("loaded %s into table %q, prefix %q: 4 flags and segments and 2 deleted items in the file; 6 rows written, 0 deleted, 0 unchanged, 0 skipped;", file, dest.table, dest.prefix))
 		got, marker := prefixRows(t, dest.table, dest.prefix)
 		assert.True(t, marker, "load writes the initialized marker")
 		assert.Equal(t, want, got)
@@ -84,7 +84,7 @@ func TestDumpLoadRoundTrip(t *testing.T) {
 
 	r := cli(t, "load", other, file)
 	require.Equal(t, exitOK, r.code)
-	assert.Contains(t, r.stdout, "1 rows written or deleted (the marker included), 3 DynamoDB calls", "unchanged data: only the marker is written")
+	assert.Contains(t, r.stdout, "0 rows written, 0 deleted, 6 unchanged, 0 skipped; 3 DynamoDB calls", "unchanged data: only the marker is written")
 
 	// A dump of the copy is the same file.
 	again := filepath.Join(t.TempDir(), "again.json")
@@ -104,6 +104,7 @@ func TestLoadReplacesThePrefix(t *testing.T) {
 
 	r := cli(t, "load", table, writeFile(t, "new.json", `{"flagValues": {"new": "hello"}}`))
 	require.Equal(t, exitOK, r.code)
+	assert.Contains(t, r.stdout, "1 flags and segments and 0 deleted items in the file; 1 rows written, 1 deleted, 0 unchanged, 0 skipped;")
 	rows, marker := prefixRows(t, table, "")
 	assert.True(t, marker)
 	assert.Len(t, rows, 1)
@@ -153,7 +154,7 @@ segments:
 	table := testenv.NewTable(t)
 	r := cli(t, "load", table, file, "--prefix", "env")
 	require.Equal(t, exitOK, r.code)
-	assert.Contains(t, r.stdout, "loaded 4 flags and segments and 0 deleted items")
+	assert.Contains(t, r.stdout, "4 flags and segments and 0 deleted items in the file; 4 rows written, 0 deleted, 0 unchanged, 0 skipped;")
 
 	fromFile, _ := testenv.SDKClient(t, ld.Config{
 		DataSource: ldfiledata.DataSource().FilePaths(file),

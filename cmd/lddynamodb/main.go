@@ -56,8 +56,9 @@ IAM actions needed on the table:
                 dynamodb:Scan (to name the prefixes that have rows)
   load          dynamodb:Query, dynamodb:BatchWriteItem, dynamodb:PutItem
 
-Exit status: 0 when all is well, 1 when verify finds problems, 2 when a command
-cannot run (bad arguments, a bad file, AWS errors, a row that dump cannot export).`
+Exit status: 0 when all is well, 1 when verify finds problems or load skips an item
+that DynamoDB cannot hold, 2 when a command cannot run (bad arguments, a bad file, AWS
+errors, a row that dump cannot export, an interrupt).`
 
 // app holds the global flags and where the commands write.
 type app struct {
@@ -77,6 +78,11 @@ type app struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	go func() {
+		// After the first interrupt, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -94,6 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitProblems
 	case errors.As(err, &usage):
 		fmt.Fprintf(stderr, "lddynamodb: %v\n\n%s", err, cmd.UsageString())
+		return exitError
+	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "lddynamodb: interrupted")
 		return exitError
 	case err != nil:
 		fmt.Fprintf(stderr, "lddynamodb: %s\n", a.explain(err))
