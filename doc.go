@@ -17,6 +17,11 @@
 // default AWS configuration chain (environment, shared files, web identity, ECS and Lambda
 // roles). Build checks the options and makes no DynamoDB call.
 //
+// A program written for LaunchDarkly's official store, go-server-sdk-dynamodb/v4, needs only its
+// import line changed: DataStore, BigSegmentStore, Prefix, DynamoClient, ClientConfig,
+// ClientOptions and Build take the same arguments and mean the same (docs/migrating.md lists the
+// differences: ClientOptions honours BaseEndpoint, for one).
+//
 // # Rows
 //
 // The table has partition key "namespace" (S) and sort key "key" (S); CreateTable makes one.
@@ -42,6 +47,7 @@
 // The README (https://github.com/lddynamodb/lddynamodb#readme) has a quick start and the
 // options table; docs/table.md the table, IAM policies and sharing with other SDKs;
 // docs/caching.md the SDK cache, daemon mode and StaleIfError; docs/performance.md costs and
-// benchmarks; docs/reliability.md the fault tests; docs/big-segments.md big segments; and
-// docs/tools.md the lddynamodb command (create-table, verify, dump, load).
+// benchmarks; docs/reliability.md the fault tests; docs/big-segments.md big segments;
+// docs/migrating.md the move from the official store and back; and docs/tools.md the lddynamodb
+// command (create-table, verify, dump, load).
 package lddynamodb

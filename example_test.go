@@ -73,6 +73,20 @@ func Example_localEndpoint() {
 	defer client.Close()
 }
 
+// A program written for LaunchDarkly's official store (go-server-sdk-dynamodb/v4) needs only its
+// import line changed: these are the calls of that store's documentation (docs/migrating.md).
+func Example_migratingFromTheOfficialStore() {
+	config := ld.Config{
+		DataStore: ldcomponents.PersistentDataStore(
+			lddynamodb.DataStore("table1").Prefix("production").ClientOptions(dynamodb.Options{Region: "us-east-1"}),
+		).CacheSeconds(15),
+		BigSegments: ldcomponents.BigSegments(
+			lddynamodb.BigSegmentStore("table2").ClientOptions(dynamodb.Options{Region: "us-east-1"}),
+		),
+	}
+	_ = config
+}
+
 // Reads and Upserts rely on the AWS SDK's retryer: for DynamoDB, 4 attempts in all by default.
 // A table that expects heavy throttling can have a more patient one. (Init retries throttled and
 // unprocessed writes itself, until InitTimeout.)
