@@ -3,18 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
-	"strings"
-	"unicode"
 
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
-	"gopkg.in/ghodss/yaml.v1"
 )
 
 // flagsFile is the format of the SDK's file data source (ldfiledata), which dump writes and load
@@ -26,6 +22,11 @@ type flagsFile struct {
 	Segments   map[string]json.RawMessage `json:"segments"`
 	FlagValues map[string]json.RawMessage `json:"flagValues,omitempty"`
 	Deleted    *deletedItems              `json:"deleted,omitempty"`
+
+	// itemAt is where each item's JSON starts in src, by section and key ("flags\x00KEY"), for
+	// error messages; src is nil for a YAML file, whose JSON is not what the user wrote.
+	itemAt map[string]int64
+	src    []byte
 }
 
 // deletedItems maps the keys of deleted flags and segments to their versions.
@@ -88,29 +89,6 @@ func readFlagsFile(path string) ([]ldstoretypes.SerializedCollection, error) {
 	return colls, nil
 }
 
-// decodeFlagsFile parses the file's top level. Unlike the file data source it refuses fields it
-// does not know, so that a misspelt section is not read as an empty one.
-func decodeFlagsFile(raw []byte) (flagsFile, error) {
-	var data flagsFile
-	if !strings.HasPrefix(strings.TrimLeftFunc(string(raw), unicode.IsSpace), "{") {
-		converted, err := yaml.YAMLToJSON(raw)
-		if err != nil {
-			return data, fmt.Errorf("not JSON (it does not start with '{') nor YAML: %w", err)
-		}
-		raw = converted
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&data); err != nil {
-		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) {
-			return data, fmt.Errorf("line %d: invalid JSON: %w", bytes.Count(raw[:syntax.Offset], []byte("\n"))+1, err)
-		}
-		return data, fmt.Errorf(`not a flags file (expected "flags", "flagValues", "segments" and "deleted"): %w`, err)
-	}
-	return data, nil
-}
-
 // checkDuplicates refuses a key that two sections of one kind hold (flags, flagValues and
 // deleted.flags; segments and deleted.segments): Init would get the key twice, and DynamoDB
 // refuses a batch that writes one key twice after earlier batches were written.
@@ -144,9 +122,12 @@ func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSeria
 	live, deleted := f.section(kind)
 	name := fileName(kind)
 	var items []ldstoretypes.KeyedSerializedItemDescriptor
-	for key, raw := range live {
-		item, err := parseItem(kind, key, raw)
+	for _, key := range sortedKeys(live) {
+		item, offset, err := parseItem(kind, key, live[key])
 		if err != nil {
+			if at, ok := f.itemAt[name+"\x00"+key]; ok && f.src != nil && offset >= 0 {
+				return nil, fmt.Errorf("%s: %s %q: %w", position(f.src, at+offset), name, key, err)
+			}
 			return nil, fmt.Errorf("%s %q: %w", name, key, err)
 		}
 		items = append(items, ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: item})
@@ -173,18 +154,27 @@ func (f *flagsFile) items(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSeria
 }
 
 // parseItem checks one item as the SDK would read it from the table, and keeps its JSON as it is
-// (compacted), so that a dump and load writes back the very same rows.
-func parseItem(kind ldstoretypes.DataKind, key string, raw json.RawMessage) (ldstoretypes.SerializedItemDescriptor, error) {
+// (compacted), so that a dump and load writes back the very same rows. An error comes with the
+// offset in raw that it is about, or -1.
+func parseItem(kind ldstoretypes.DataKind, key string, raw json.RawMessage) (ldstoretypes.SerializedItemDescriptor, int64, error) {
+	var none ldstoretypes.SerializedItemDescriptor
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, raw); err != nil {
-		return ldstoretypes.SerializedItemDescriptor{}, err
+		return none, -1, err
 	}
-	desc, err := kind.Deserialize(compact.Bytes())
+	desc, err := kind.Deserialize(raw)
 	if err != nil {
-		return ldstoretypes.SerializedItemDescriptor{}, fmt.Errorf("the SDK cannot parse it: %w", err)
+		msg, offset := describeItemError(raw, err)
+		return none, offset, fmt.Errorf("the SDK cannot parse it: %s", msg)
 	}
-	if jsonKey := ldvalue.Parse(compact.Bytes()).GetByKey("key").StringValue(); jsonKey != key {
-		return ldstoretypes.SerializedItemDescriptor{}, fmt.Errorf(`its "key" is %q; it must be the same as the key it is listed under`, jsonKey)
+	parsed := ldvalue.Parse(compact.Bytes())
+	for _, field := range []string{"true", "false"} {
+		if parsed.GetByKey(field).IsDefined() {
+			return none, -1, fmt.Errorf(`it has a field %q, which is how YAML 1.1 reads a bare on: or off: (or yes:, no:); quote the key, as in "on": true`, field)
+		}
 	}
-	return ldstoretypes.SerializedItemDescriptor{Version: desc.Version, Deleted: desc.Item == nil, SerializedItem: compact.Bytes()}, nil
+	if jsonKey := parsed.GetByKey("key").StringValue(); jsonKey != key {
+		return none, -1, fmt.Errorf(`its "key" is %q; it must be the same as the key it is listed under`, jsonKey)
+	}
+	return ldstoretypes.SerializedItemDescriptor{Version: desc.Version, Deleted: desc.Item == nil, SerializedItem: compact.Bytes()}, -1, nil
 }
