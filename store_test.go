@@ -311,6 +311,7 @@ func TestUpsertOverBrokenVersion(t *testing.T) {
 		{"version is a string", &types.AttributeValueMemberS{Value: "5"}, true},
 		{"no version", nil, true},
 		{"version is a number set", &types.AttributeValueMemberNS{Value: []string{"5"}}, true},
+		{"older version (control)", &types.AttributeValueMemberN{Value: "0"}, true},
 		{"newer version (control)", &types.AttributeValueMemberN{Value: "5"}, false},
 		{"same version (control)", &types.AttributeValueMemberN{Value: "1"}, false},
 	}
