@@ -338,7 +338,7 @@ func TestVerifyChecksRowSizes(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			row := verifySizedRow(c.size)
 			require.Equal(t, c.size, lddynamodb.RowSize(row))
-			deleted, problems, warnings := checkItemRow(ldstoreimpl.Features(), row)
+			deleted, _, problems, warnings := checkItemRow(ldstoreimpl.Features(), row)
 			assert.False(t, deleted)
 			if c.warning {
 				require.Len(t, warnings, 1)

@@ -42,8 +42,11 @@ func (a *app) verifyCommand() *cobra.Command {
 		Long: `verify checks that TABLE has the keys the SDKs need and that the initialized marker is
 there, counts the flags and segments (and deleted ones) under the prefix, and reads every row
 as the SDK would. It lists rows that cannot be decoded or parsed, rows whose JSON disagrees
-with their key or version, rows too large for DynamoDB, and rows in namespaces that no
-LaunchDarkly store writes.
+with their key or version, rows too large for DynamoDB, rows in namespaces that no
+LaunchDarkly store writes, and flags that the SDK cannot evaluate (it answers
+MALFORMED_FLAG): a variation that does not exist, a rule or fallthrough with neither a
+variation nor a rollout, an invalid attribute reference, prerequisites or segments in a
+circle. Prerequisites and segments that are referenced but missing are warnings.
 
 A prefix with no initialized marker is a problem: an SDK in daemon mode would see an
 uninitialized store. If the scan finds rows under other prefixes, verify names them.
@@ -97,6 +100,7 @@ type verifier struct {
 	bigSegmentUsers int
 	otherRows       int
 	otherPrefixes   map[string]bool
+	items           items
 	problems        []string
 	warnings        []string
 }
@@ -109,18 +113,22 @@ func (v *verifier) run(ctx context.Context, scan bool) error {
 		return err
 	}
 	rows := 0
+	v.items = newItems()
 	for _, kind := range kinds {
 		count := kindCount{kind: kind}
 		err := queryNamespace(ctx, v.client, v.table, lddynamodb.Namespace(v.prefix, kind), v.prog,
 			func(row map[string]types.AttributeValue) {
 				rows++
-				deleted, problems, warnings := checkItemRow(kind, row)
+				deleted, item, problems, warnings := checkItemRow(kind, row)
+				key, _ := stringAttr(row, lddynamodb.AttrKey)
 				switch {
 				case len(problems) > 0:
 				case deleted:
 					count.deleted++
+					v.items.addDeleted(kind, key)
 				default:
 					count.items++
+					v.items.add(key, item)
 				}
 				v.problems = append(v.problems, problems...)
 				v.warnings = append(v.warnings, warnings...)
@@ -130,6 +138,9 @@ func (v *verifier) run(ctx context.Context, scan bool) error {
 		}
 		v.counts = append(v.counts, count)
 	}
+	problems, warnings := v.items.check(v.prefix)
+	v.problems = append(v.problems, problems...)
+	v.warnings = append(v.warnings, warnings...)
 	if scan {
 		if err := v.scan(ctx); err != nil {
 			return err
@@ -236,9 +247,9 @@ func (v *verifier) scan(ctx context.Context) error {
 }
 
 // checkItemRow reads one row of a flag or segment namespace as the SDK would: the store decodes
-// it, then the SDK parses its JSON. It says whether the row is a deleted item, and what is wrong
-// with it.
-func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValue) (deleted bool, problems, warnings []string) {
+// it, then the SDK parses its JSON. It says whether the row is a deleted item, the item that the
+// SDK parsed, and what is wrong with it.
+func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValue) (deleted bool, item any, problems, warnings []string) {
 	namespace, _ := stringAttr(row, lddynamodb.AttrNamespace)
 	rowKey, _ := stringAttr(row, lddynamodb.AttrKey)
 	name := fmt.Sprintf("%s %q (namespace %q)", kind, rowKey, namespace)
@@ -265,27 +276,27 @@ func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValu
 				name, k.what, len(k.value), k.limit))
 		}
 	}
-	key, item, err := lddynamodb.DecodeRow(row)
+	key, decoded, err := lddynamodb.DecodeRow(row)
 	if err != nil {
-		return false, append(problems, fmt.Sprintf("%s: undecodable: %v", name, err)), warnings
+		return false, nil, append(problems, fmt.Sprintf("%s: undecodable: %v", name, err)), warnings
 	}
-	if item.Deleted {
-		return true, problems, warnings
+	if decoded.Deleted {
+		return true, nil, problems, warnings
 	}
-	parsed, err := kind.Deserialize(item.SerializedItem)
+	parsed, err := kind.Deserialize(decoded.SerializedItem)
 	if err != nil {
-		return false, append(problems, fmt.Sprintf("%s: undecodable: the SDK cannot parse its JSON: %v", name, err)), warnings
+		return false, nil, append(problems, fmt.Sprintf("%s: undecodable: the SDK cannot parse its JSON: %v", name, err)), warnings
 	}
 	if parsed.Item == nil {
-		return true, problems, warnings
+		return true, nil, problems, warnings
 	}
-	if jsonKey := ldvalue.Parse(item.SerializedItem).GetByKey("key").StringValue(); jsonKey != key {
+	if jsonKey := ldvalue.Parse(decoded.SerializedItem).GetByKey("key").StringValue(); jsonKey != key {
 		problems = append(problems, fmt.Sprintf("%s: its JSON has key %q", name, jsonKey))
 	}
-	if parsed.Version != item.Version {
-		problems = append(problems, fmt.Sprintf("%s: the row has version %d but its JSON has version %d", name, item.Version, parsed.Version))
+	if parsed.Version != decoded.Version {
+		problems = append(problems, fmt.Sprintf("%s: the row has version %d but its JSON has version %d", name, decoded.Version, parsed.Version))
 	}
-	return false, problems, warnings
+	return false, parsed.Item, problems, warnings
 }
 
 type rowClass int
