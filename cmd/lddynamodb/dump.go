@@ -88,7 +88,8 @@ func emptyPrefix(ctx context.Context, client *dynamodb.Client, table, prefix str
 	return fmt.Errorf("table %q: %s", table, v.nothingUnderPrefix(hint))
 }
 
-// readDump reads the flags and segments of a prefix, checking that the SDK can parse each.
+// readDump reads the flags and segments of a prefix, large items joined from their parts, checking
+// that the SDK can parse each.
 func readDump(ctx context.Context, client *dynamodb.Client, table, prefix string, prog *progress) (flagsFile, error) {
 	data := flagsFile{
 		Flags:    map[string]json.RawMessage{},
@@ -98,12 +99,12 @@ func readDump(ctx context.Context, client *dynamodb.Client, table, prefix string
 	for _, kind := range kinds {
 		live, deleted := data.section(kind)
 		var rowErr error
-		err := queryNamespace(ctx, client, table, lddynamodb.Namespace(prefix, kind), prog,
-			func(row map[string]types.AttributeValue) {
+		reader := &kindReader{client: client, table: table, prefix: prefix, kind: kind, prog: prog,
+			item: func(row map[string]types.AttributeValue, parts *partSet) {
 				if rowErr != nil {
 					return
 				}
-				key, item, err := lddynamodb.DecodeRow(row)
+				key, item, err := lddynamodb.DecodeRowWithParts(row, parts.list())
 				if err != nil {
 					rowErr = fmt.Errorf("table %q: %s: %w", table, kind, err)
 					return
@@ -122,8 +123,8 @@ func readDump(ctx context.Context, client *dynamodb.Client, table, prefix string
 					return
 				}
 				live[key] = json.RawMessage(item.SerializedItem)
-			})
-		if err != nil {
+			}}
+		if err := reader.read(ctx); err != nil {
 			return flagsFile{}, err
 		}
 		if rowErr != nil {

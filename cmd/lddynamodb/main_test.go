@@ -333,7 +333,7 @@ func TestVerifyChecksRowSizes(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			row := verifySizedRow(c.size)
 			require.Equal(t, c.size, lddynamodb.RowSize(row))
-			deleted, _, problems, warnings := checkItemRow(ldstoreimpl.Features(), row)
+			deleted, _, problems, warnings := checkItemRow(ldstoreimpl.Features(), row, nil)
 			assert.False(t, deleted)
 			if c.warning {
 				require.Len(t, warnings, 1)
@@ -404,6 +404,11 @@ func TestClassify(t *testing.T) {
 		{"big segment metadata", "", "big_segments_metadata", "big_segments_metadata", rowBigSegmentMetadata, ""},
 		{"big segment metadata with another key", "", "big_segments_metadata", "x", rowUnknown, ""},
 		{"big segment user", "p", "p:big_segments_user", "hash", rowBigSegmentUser, ""},
+		{"own parts", "", "features:parts", "f/1/id/0000", rowOwnParts, ""},
+		{"own prefixed segment parts", "p", "p:segments:parts", "s/1/id/0000", rowOwnParts, ""},
+		{"another prefix's parts", "p", "q:features:parts", "f/1/id/0000", rowOtherPrefix, "q"},
+		{"no prefix's parts seen from a prefix", "p", "segments:parts", "s/1/id/0000", rowOtherPrefix, ""},
+		{"parts of an unknown name", "", "sessions:parts", "x", rowUnknown, ""},
 		{"another prefix", "", "q:features", "f", rowOtherPrefix, "q"},
 		{"no prefix seen from a prefix", "p", "features", "f", rowOtherPrefix, ""},
 		{"prefix with a colon", "p", "a:b:$inited", "a:b:$inited", rowOtherPrefix, "a:b"},

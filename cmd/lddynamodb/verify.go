@@ -83,6 +83,10 @@ type kindCount struct {
 	kind    ldstoretypes.DataKind
 	items   int
 	deleted int
+	// large items whose data is in parts, their parts and the parts' bytes
+	large     int
+	parts     int
+	partBytes int
 }
 
 // verifier reads one prefix of a table and collects what it finds.
@@ -103,6 +107,7 @@ type verifier struct {
 	items           items
 	problems        []string
 	warnings        []string
+	orphans         []string
 }
 
 func (v *verifier) run(ctx context.Context, scan bool) error {
@@ -116,10 +121,10 @@ func (v *verifier) run(ctx context.Context, scan bool) error {
 	v.items = newItems()
 	for _, kind := range kinds {
 		count := kindCount{kind: kind}
-		err := queryNamespace(ctx, v.client, v.table, lddynamodb.Namespace(v.prefix, kind), v.prog,
-			func(row map[string]types.AttributeValue) {
+		reader := &kindReader{client: v.client, table: v.table, prefix: v.prefix, kind: kind, prog: v.prog,
+			item: func(row map[string]types.AttributeValue, parts *partSet) {
 				rows++
-				deleted, item, problems, warnings := checkItemRow(kind, row)
+				deleted, item, problems, warnings := checkItemRow(kind, row, parts)
 				key, _ := stringAttr(row, lddynamodb.AttrKey)
 				switch {
 				case len(problems) > 0:
@@ -130,10 +135,17 @@ func (v *verifier) run(ctx context.Context, scan bool) error {
 					count.items++
 					v.items.add(key, item)
 				}
+				if parts != nil {
+					count.large++
+					count.parts += len(parts.rows)
+					count.partBytes += parts.bytes
+				}
 				v.problems = append(v.problems, problems...)
 				v.warnings = append(v.warnings, warnings...)
-			})
-		if err != nil {
+			},
+			orphan: func(o orphanParts) { v.orphans = append(v.orphans, o.String()) },
+		}
+		if err := reader.read(ctx); err != nil {
 			return err
 		}
 		v.counts = append(v.counts, count)
@@ -247,9 +259,10 @@ func (v *verifier) scan(ctx context.Context) error {
 }
 
 // checkItemRow reads one row of a flag or segment namespace as the SDK would: the store decodes
-// it, then the SDK parses its JSON. It says whether the row is a deleted item, the item that the
-// SDK parsed, and what is wrong with it.
-func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValue) (deleted bool, item any, problems, warnings []string) {
+// it, with the parts of a large item (their count, size and digest), then the SDK parses its
+// JSON. It says whether the row is a deleted item, the item that the SDK parsed, and what is
+// wrong with it.
+func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValue, parts *partSet) (deleted bool, item any, problems, warnings []string) {
 	namespace, _ := stringAttr(row, lddynamodb.AttrNamespace)
 	rowKey, _ := stringAttr(row, lddynamodb.AttrKey)
 	name := fmt.Sprintf("%s %q (namespace %q)", kind, rowKey, namespace)
@@ -257,7 +270,7 @@ func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValu
 		problems = append(problems, fmt.Sprintf("%s: oversize: %d bytes, over DynamoDB's item limit of %d; the store cannot write it",
 			name, size, lddynamodb.MaxItemBytes))
 	} else if size > nearLimitBytes {
-		warnings = append(warnings, fmt.Sprintf("%s: %d bytes, near DynamoDB's item limit of %d; a little more and it cannot be stored",
+		warnings = append(warnings, fmt.Sprintf("%s: %d bytes, near DynamoDB's item limit of %d; a little more and it is stored as a large item, which other SDKs read as deleted",
 			name, size, lddynamodb.MaxItemBytes))
 	}
 	for _, k := range []struct {
@@ -276,7 +289,7 @@ func checkItemRow(kind ldstoretypes.DataKind, row map[string]types.AttributeValu
 				name, k.what, len(k.value), k.limit))
 		}
 	}
-	key, decoded, err := lddynamodb.DecodeRow(row)
+	key, decoded, err := lddynamodb.DecodeRowWithParts(row, parts.list())
 	if err != nil {
 		return false, nil, append(problems, fmt.Sprintf("%s: undecodable: %v", name, err)), warnings
 	}
@@ -303,6 +316,7 @@ type rowClass int
 
 const (
 	rowOwnData rowClass = iota
+	rowOwnParts
 	rowOwnMarker
 	rowBigSegmentMetadata
 	rowBigSegmentUser
@@ -320,6 +334,7 @@ func classify(prefix, namespace, key string) (rowClass, string) {
 	}
 	for _, kind := range kinds {
 		own[lddynamodb.Namespace(prefix, kind)] = rowOwnData
+		own[lddynamodb.PartsNamespace(prefix, kind)] = rowOwnParts
 	}
 	if class, ok := own[namespace]; ok {
 		if (class == rowOwnMarker || class == rowBigSegmentMetadata) && key != namespace {
@@ -329,7 +344,7 @@ func classify(prefix, namespace, key string) (rowClass, string) {
 	}
 	names := []string{"$inited", bigSegmentsMetadataName, bigSegmentsUserName}
 	for _, kind := range kinds {
-		names = append(names, kind.GetName())
+		names = append(names, lddynamodb.Namespace("", kind), lddynamodb.PartsNamespace("", kind))
 	}
 	for _, name := range names {
 		if namespace == name {
@@ -371,6 +386,9 @@ func (v *verifier) print(w io.Writer) {
 	}
 	for _, c := range v.counts {
 		fmt.Fprintf(w, "%s: %d live, %d deleted\n", c.kind, c.items, c.deleted)
+		if c.large > 0 {
+			fmt.Fprintf(w, "%s: %d large items stored in parts: %d parts, %d bytes\n", c.kind, c.large, c.parts, c.partBytes)
+		}
 	}
 	if v.scanned {
 		fmt.Fprintf(w, "scanned %d rows\n", v.scannedRows)
@@ -386,6 +404,7 @@ func (v *verifier) print(w io.Writer) {
 		}
 	}
 	printList(w, "warnings", v.warnings)
+	printList(w, "orphan parts, which no reader uses (a crash or a write in progress left them; the next Init removes them)", v.orphans)
 	printList(w, "problems", v.problems)
 	if len(v.problems) == 0 {
 		fmt.Fprintln(w, "ok")
