@@ -23,7 +23,8 @@ func (a *app) dumpCommand() *cobra.Command {
 full as the SDK stored it. That is the format the SDKs' file data source reads (ldfiledata in
 Go), so a dump can be inspected, diffed, or used in tests. The "deleted" section, which the
 file data source ignores, keeps the versions of deleted flags and segments, so that load
-writes back exactly what dump read: a backup, or a copy to another table or prefix.
+writes back exactly what dump read: a backup, or a copy to another table or prefix. Items
+over DynamoDB's 400 KB item limit, which the store keeps in parts, are written whole.
 
 It stops, naming the row, at a row that the SDK could not read (run verify to list them all).`,
 		Example: `  lddynamodb dump launchdarkly > flags.json

@@ -52,8 +52,9 @@ IAM actions needed on the table:
   create-table  dynamodb:CreateTable, dynamodb:DescribeTable
   verify        dynamodb:DescribeTable, dynamodb:GetItem, dynamodb:Query,
                 and dynamodb:Scan unless --no-scan
-  dump          dynamodb:Query; for a prefix with no rows, dynamodb:GetItem and
-                dynamodb:Scan (to name the prefixes that have rows)
+  dump          dynamodb:Query, dynamodb:GetItem (to read again a large item that
+                changed while it was read); for a prefix with no rows, dynamodb:Scan
+                (to name the prefixes that have rows)
   load          dynamodb:Query, dynamodb:BatchWriteItem, dynamodb:PutItem
 
 Exit status: 0 when all is well, 1 when verify finds problems or load skips an item

@@ -48,10 +48,16 @@ MALFORMED_FLAG): a variation that does not exist, a rule or fallthrough with nei
 variation nor a rollout, an invalid attribute reference, prerequisites or segments in a
 circle. Prerequisites and segments that are referenced but missing are warnings.
 
+Items over DynamoDB's 400 KB item limit are stored in parts (docs/table.md): verify joins
+each such item from its parts and checks their count, size and digest, so that a missing,
+altered or misplaced part is a problem naming the item. Parts that no item's row names
+(left by a crash, or by a write in progress while verify reads) are listed as orphan
+parts; they harm no reader, and the next Init removes them.
+
 A prefix with no initialized marker is a problem: an SDK in daemon mode would see an
 uninitialized store. If the scan finds rows under other prefixes, verify names them.
 
-Flags and segments are read with Query. To find unknown rows it also scans the whole table
+Flags and segments, and the parts of large items, are read with Query. To find unknown rows it also scans the whole table
 (reading keys only, but a Scan is charged for every row it passes); --no-scan skips that.`,
 		Example: `  lddynamodb verify launchdarkly
   lddynamodb verify launchdarkly --prefix production --no-scan`,
