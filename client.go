@@ -111,8 +111,9 @@ func (o *clientOptions) connect(ctx context.Context, loggers ldlog.Loggers) (con
 
 // CredentialsError is the error of a store operation that could not get AWS credentials: none
 // are configured, they have expired and cannot be renewed, or the endpoint that serves them
-// (instance metadata, a container or SSO endpoint, STS) cannot be reached. Such a failure is
-// neither retried by the AWS SDK nor answered from StaleIfError. Find it with errors.As; it is
+// (instance metadata, a container or SSO endpoint, STS) cannot be reached or does not answer
+// within OperationTimeout. Such a failure is neither retried by the AWS SDK nor answered from
+// StaleIfError. Find it with errors.As; it is
 // raised before any DynamoDB call is sent. Clients made by Build report it, as does a
 // *dynamodb.Client given to DynamoClient; any other Client reports what it reports.
 type CredentialsError struct {
@@ -142,9 +143,13 @@ func markCredentialFailures(o *dynamodb.Options) {
 	}
 }
 
+// Retrieve fetches credentials before a DynamoDB call is sent. A fetch that runs out of the
+// operation's time is a CredentialsError, not the deadline that a DynamoDB call which timed out
+// gives, so that StaleIfError never hides a credential endpoint that hangs. A call that Close
+// cancelled says so instead.
 func (p *credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	creds, err := p.inner.Retrieve(ctx)
-	if err != nil && ctx.Err() == nil { // a call that timed out or was cancelled says so instead
+	if err != nil && !errors.Is(ctx.Err(), context.Canceled) {
 		return creds, &CredentialsError{Err: err}
 	}
 	return creds, err

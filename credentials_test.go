@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,24 +53,33 @@ func TestStaleIfErrorNeverMasksCredentialFailures(t *testing.T) {
 		name     string
 		provider func(t *testing.T) aws.CredentialsProvider // nil: credentials work, DynamoDB refuses them
 		expired  bool
+		timeout  time.Duration // OperationTimeout, if not the default
 	}{
 		{"credential endpoint unreachable", func(t *testing.T) aws.CredentialsProvider {
 			return endpointcreds.New(testenv.ClosedEndpoint(t) + "/credentials")
-		}, false},
+		}, false, 0},
 		{"credential endpoint times out", func(*testing.T) aws.CredentialsProvider {
 			return credsFunc(func() (aws.Credentials, error) {
 				return aws.Credentials{}, fmt.Errorf("failed to load credentials: %w", context.DeadlineExceeded)
 			})
-		}, false},
+		}, false, 0},
+		// The operation's deadline passes while the credentials are fetched: a deadline, which
+		// for a DynamoDB call would be transient, but here no DynamoDB call was made.
+		{"credential endpoint hangs", func(t *testing.T) aws.CredentialsProvider {
+			return endpointcreds.New(hangingEndpoint(t) + "/credentials")
+		}, false, 500 * time.Millisecond},
+		{"credential endpoint hangs behind the AWS SDK's credentials cache", func(t *testing.T) aws.CredentialsProvider {
+			return aws.NewCredentialsCache(endpointcreds.New(hangingEndpoint(t) + "/credentials"))
+		}, false, 500 * time.Millisecond},
 		{"no role", func(*testing.T) aws.CredentialsProvider {
 			return credsFunc(func() (aws.Credentials, error) { return aws.Credentials{}, errors.New("no EC2 IMDS role found") })
-		}, false},
+		}, false, 0},
 		{"refresh of expired credentials fails", func(*testing.T) aws.CredentialsProvider {
 			return credsFunc(func() (aws.Credentials, error) {
 				return aws.Credentials{}, errors.New("the SSO session has expired or is invalid")
 			})
-		}, false},
-		{"expired token refused by DynamoDB", nil, true},
+		}, false, 0},
+		{"expired token refused by DynamoDB", nil, true, 0},
 	}
 	for _, given := range []bool{false, true} {
 		for _, tt := range failures {
@@ -87,12 +98,14 @@ func TestStaleIfErrorNeverMasksCredentialFailures(t *testing.T) {
 				cfg := testenv.AWSConfig()
 				cfg.Credentials = creds
 				metrics := &lddynamodb.Metrics{}
-				builder := testenv.DataStore(table).Metrics(metrics).StaleIfError(time.Hour)
+				builder := lddynamodb.DataStore(table).Metrics(metrics).StaleIfError(time.Hour)
 				if given {
-					builder = lddynamodb.DataStore(table).Metrics(metrics).StaleIfError(time.Hour).
-						DynamoClient(dynamodb.NewFromConfig(cfg, testenv.WithEndpoint, inj.ClientOption()))
+					builder = builder.DynamoClient(dynamodb.NewFromConfig(cfg, testenv.WithEndpoint, inj.ClientOption()))
 				} else {
 					builder = builder.ClientConfig(cfg, testenv.WithEndpoint, inj.ClientOption())
+				}
+				if tt.timeout > 0 {
+					builder = builder.OperationTimeout(tt.timeout)
 				}
 				store, mockLog := testenv.Build(t, builder)
 				f := testenv.Flag("f", 1, 0)
@@ -123,10 +136,31 @@ func TestStaleIfErrorNeverMasksCredentialFailures(t *testing.T) {
 						require.ErrorAs(t, err, &credErr, op)
 						assert.ErrorContains(t, err, "AWS_ACCESS_KEY_ID", op)
 					}
+					if tt.timeout > 0 {
+						assert.ErrorIs(t, err, context.DeadlineExceeded, "%s says that the fetch ran out of time", op)
+					}
 				}
 				assert.Zero(t, metrics.Snapshot().StaleReads)
 				assert.False(t, mockLog.HasMessageMatch(ldlog.Warn, "serving data"), "no outage warning")
 			})
 		}
 	}
+}
+
+// hangingEndpoint is the URL of a loopback HTTP server that accepts requests and never answers
+// them, until the client gives up or the test ends.
+func hangingEndpoint(t *testing.T) string {
+	t.Helper()
+	done := make(chan struct{})
+	server := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(func() {
+		close(done)
+		server.Close()
+	})
+	return server.URL
 }
