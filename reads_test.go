@@ -6,6 +6,7 @@ import (
 
 	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlogtest"
 	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
@@ -68,4 +69,57 @@ func TestLongestPrefix(t *testing.T) {
 	all, err := store.GetAll(features)
 	require.NoError(t, err)
 	assert.Equal(t, []ldstoretypes.KeyedSerializedItemDescriptor{f}, all)
+}
+
+// TestMissingMarkerWarnsOnFirstEmptyRead evaluates flags in daemon mode, where the SDK never
+// asks IsInitialized: the first read that finds nothing reads the marker once, and warns once if
+// it is missing (a wrong prefix), with no further marker reads for the life of the store.
+func TestMissingMarkerWarnsOnFirstEmptyRead(t *testing.T) {
+	table := testenv.NewTable(t)
+	writer, _ := testenv.Build(t, testenv.DataStore(table).Prefix("prod"))
+	require.NoError(t, writer.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("f", 1, 0)}, nil)))
+	user := ldcontext.New("user-1")
+	noMarkerWarnings := func(log *ldlogtest.MockLog) int {
+		n := 0
+		for _, msg := range log.GetOutput(ldlog.Warn) {
+			if strings.Contains(msg, "no initialized marker") {
+				n++
+			}
+		}
+		return n
+	}
+	tests := []struct {
+		name     string
+		prefix   string
+		allFirst bool // read all flags (one Query) before evaluating single flags
+		warnings int
+	}{
+		{"wrong prefix, Get first", "staging", false, 1},
+		{"wrong prefix, GetAll first", "staging", true, 1},
+		{"marker present, flag missing", "prod", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inj := faults.New(1, nil)
+			t.Cleanup(inj.CloseIdleConnections)
+			client, mockLog := testenv.DaemonClient(t, lddynamodb.DataStore(table).Prefix(tt.prefix).
+				ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint, inj.ClientOption()), 30)
+			markerReads := 0
+			if tt.allFirst {
+				require.True(t, client.AllFlagsState(user).IsValid())
+				markerReads = 1
+				assert.Equal(t, map[string]int{"Query": 1, "GetItem": markerReads}, inj.CountByOp(), "one Query, one marker read")
+			}
+			for i, key := range []string{"a", "b", "c"} {
+				_, detail, _ := client.BoolVariationDetail(key, user, false)
+				assert.Equal(t, ldreason.EvalErrorFlagNotFound, detail.Reason.GetErrorKind())
+				markerReads = 1
+				assert.Equal(t, i+1+markerReads, inj.CountByOp()["GetItem"], "evaluation %d: one GetItem each, and one marker read in all", i)
+			}
+			assert.Equal(t, tt.warnings, noMarkerWarnings(mockLog))
+			if tt.warnings > 0 {
+				assert.True(t, mockLog.HasMessageMatch(ldlog.Warn, `prefix "staging".*check the table name and prefix`))
+			}
+		})
+	}
 }

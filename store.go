@@ -25,7 +25,8 @@ import (
 //     one PutItem for the marker.
 //   - Get: one GetItem (none for a key that no row can have, which is not found). GetAll: p
 //     Query pages. Upsert: one conditional PutItem.
-//   - IsInitialized and IsStoreAvailable: one GetItem of the marker.
+//   - IsInitialized and IsStoreAvailable: one GetItem of the marker. The first Get or GetAll
+//     that finds nothing also reads the marker, once per store, unless IsInitialized has.
 type store struct {
 	tableClient
 	consistentReads  bool
@@ -33,7 +34,8 @@ type store struct {
 	initTimeout      time.Duration
 	stale            *staleCache
 	loggers          ldlog.Loggers
-	warnedNoMarker   atomic.Bool // IsInitialized has logged that the marker is missing
+	warnedNoMarker   atomic.Bool // the store has logged that the marker is missing
+	markerKnown      atomic.Bool // the marker was read once, by IsInitialized or a read that found nothing
 
 	// beforeUpsertWrite, if set by a test, runs in Upsert just before the write.
 	beforeUpsertWrite func()
@@ -160,6 +162,7 @@ func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.Serial
 	}
 	if out.Item == nil {
 		s.stale.storeRead(kind, key, ldstoretypes.SerializedItemDescriptor{}.NotFound(), seq)
+		s.foundNothing()
 		return ldstoretypes.SerializedItemDescriptor{}.NotFound(), nil
 	}
 	_, item, err := DecodeRow(out.Item)
@@ -188,6 +191,9 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 		return s.stale.all(kind, s.errorf(err, "get all %s", kind))
 	}
 	s.stale.storeAll(kind, items, seq)
+	if len(items) == 0 {
+		s.foundNothing()
+	}
 	return items, nil
 }
 
@@ -228,16 +234,37 @@ func isConditionFailed(err error) bool {
 
 func (s *store) IsInitialized() bool {
 	inited, err := s.getMarker(s.consistentReads)
-	switch {
-	case err != nil:
+	if err != nil {
 		s.loggers.Warnf("table %q: checking the initialized marker: %v", s.table, err)
-	case !inited && !s.warnedNoMarker.Swap(true):
-		// Once per store: a wrong prefix or an empty table would otherwise only show as every
-		// flag evaluating as not found.
-		s.loggers.Warnf("table %q has no initialized marker (row %q) for %s: flags read from it are not found until an SDK or the Relay Proxy "+
-			"with this prefix writes its data; check the table name and prefix", s.table, prefixed(s.prefix, initedKey), describePrefix(s.prefix))
+		return false
+	}
+	s.markerKnown.Store(true)
+	if !inited {
+		s.warnNoMarker()
 	}
 	return inited
+}
+
+// foundNothing checks the marker, once per store, the first time a read finds nothing: in
+// daemon mode the SDK does not call IsInitialized, so a wrong prefix or an empty table would
+// otherwise only show as every flag evaluating as not found. It costs one eventually consistent
+// GetItem of the marker per store at most, and none once IsInitialized has read it.
+func (s *store) foundNothing() {
+	if s.markerKnown.Swap(true) {
+		return
+	}
+	if inited, err := s.getMarker(false); err == nil && !inited {
+		s.warnNoMarker()
+	}
+}
+
+// warnNoMarker logs, once per store, that the marker is missing.
+func (s *store) warnNoMarker() {
+	if s.warnedNoMarker.Swap(true) {
+		return
+	}
+	s.loggers.Warnf("table %q has no initialized marker (row %q) for %s: flags read from it are not found until an SDK or the Relay Proxy "+
+		"with this prefix writes its data; check the table name and prefix", s.table, prefixed(s.prefix, initedKey), describePrefix(s.prefix))
 }
 
 func describePrefix(prefix string) string {
