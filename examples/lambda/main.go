@@ -4,7 +4,10 @@
 //
 // The SDK client is made once per container, in main, before the first invocation; warm
 // invocations reuse it and its 30-second cache, and so make no DynamoDB call for flags read in
-// the last 30 seconds.
+// the last 30 seconds. As docs/caching.md advises for Lambda, the store serves the last flags it
+// read for up to 10 minutes when DynamoDB fails (StaleIfError), and gives up on a DynamoDB call
+// after 2 seconds, well within the function's timeout, so that a hanging DynamoDB gets that stale
+// answer instead of timing the function out.
 //
 // Environment:
 //
@@ -44,9 +47,20 @@ import (
 	"github.com/lddynamodb/lddynamodb"
 )
 
-// flushTimeout bounds how long an invocation waits to send its analytics events: Lambda may
-// freeze the container as soon as the handler returns, so events left in the queue could be lost.
-const flushTimeout = 2 * time.Second
+const (
+	// flushTimeout bounds how long an invocation waits to send its analytics events: Lambda may
+	// freeze the container as soon as the handler returns, so events left in the queue could be
+	// lost.
+	flushTimeout = 2 * time.Second
+	// cacheSeconds is the SDK cache's TTL: how late an update that the Relay Proxy wrote may show.
+	cacheSeconds = 30
+	// staleIfError is how old the flags served while DynamoDB fails may be; past it, flags fall
+	// back to their defaults.
+	staleIfError = 10 * time.Minute
+	// operationTimeout bounds each DynamoDB read, retries included. With flushTimeout it must stay
+	// well under the function's timeout (10 s in README.md's deploy command).
+	operationTimeout = 2 * time.Second
+)
 
 // Request is the invocation's input.
 type Request struct {
@@ -77,12 +91,14 @@ func (h handler) Handle(ctx context.Context, req Request) (Response, error) {
 	return Response{Flag: req.Flag, Value: value, Reason: detail.Reason}, nil
 }
 
-// daemonConfig is the SDK configuration for reading flags from the table only. It makes the
-// store's DynamoDB client from the function's role, through the default AWS configuration chain.
+// daemonConfig is the SDK configuration for reading flags from the table only, with the store's
+// StaleIfError and OperationTimeout set for Lambda. It makes the store's DynamoDB client from the
+// function's role, through the default AWS configuration chain.
 func daemonConfig(store *lddynamodb.DataStoreBuilder) ld.Config {
+	store.StaleIfError(staleIfError).OperationTimeout(operationTimeout)
 	return ld.Config{
 		DataSource: ldcomponents.ExternalUpdatesOnly(),
-		DataStore:  ldcomponents.PersistentDataStore(store).CacheSeconds(30),
+		DataStore:  ldcomponents.PersistentDataStore(store).CacheSeconds(cacheSeconds),
 	}
 }
 
