@@ -63,3 +63,25 @@ func foundIn(source, lines []string) bool {
 	}
 	return false
 }
+
+// TestExamplesRunUnlessTheyNeedAServer checks that every example has an Output, and so runs with
+// the tests, unless it needs a server: LaunchDarkly (an SDK client other than a daemon-mode one
+// without events) or a DynamoDB table (CreateTable).
+func TestExamplesRunUnlessTheyNeedAServer(t *testing.T) {
+	sources, err := filepath.Glob("*_test.go")
+	require.NoError(t, err)
+	examples := 0
+	for _, name := range sources {
+		data, err := os.ReadFile(name)
+		require.NoError(t, err)
+		for _, fn := range strings.Split(string(data), "\nfunc Example")[1:] {
+			body, _, _ := strings.Cut(fn, "\n}\n")
+			examples++
+			needsServer := strings.Contains(body, "CreateTable(") || strings.Contains(body, "MakeCustomClient(") &&
+				!(strings.Contains(body, "ExternalUpdatesOnly()") && strings.Contains(body, "NoEvents()"))
+			name, _, _ := strings.Cut(fn, "(")
+			assert.True(t, needsServer || strings.Contains(body, "// Output:"), "Example%s can run without a server: give it an Output", name)
+		}
+	}
+	assert.NotZero(t, examples)
+}

@@ -20,6 +20,9 @@ import (
 	"github.com/lddynamodb/lddynamodb"
 )
 
+// Examples with an Output run with the tests. The others need LaunchDarkly or a DynamoDB table,
+// so they are only compiled; docs_test.go checks that no other example goes without an Output.
+
 // The standard setup: the SDK gets flags from LaunchDarkly, keeps them in DynamoDB, and caches
 // what it reads for 30 seconds. AWS credentials and region come from the environment.
 func Example() {
@@ -71,6 +74,10 @@ func Example_localEndpoint() {
 		log.Fatal(err)
 	}
 	defer client.Close()
+	// In daemon mode the client is ready at once: it waits for no connection, and reads the
+	// table only when it evaluates a flag.
+	fmt.Println("ready:", client.Initialized())
+	// Output: ready: true
 }
 
 // A program written for LaunchDarkly's official store (go-server-sdk-dynamodb/v4) needs only its
@@ -95,6 +102,7 @@ func ExampleDataStoreBuilder_ClientOptions() {
 		Retryer: retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 10 }),
 	})
 	_ = ldcomponents.PersistentDataStore(store).CacheSeconds(30)
+	// Output:
 }
 
 // Serve the last value read or written, for up to 10 minutes, when DynamoDB is throttled or
@@ -104,6 +112,7 @@ func ExampleDataStoreBuilder_StaleIfError() {
 		lddynamodb.DataStore("my-table").StaleIfError(10 * time.Minute),
 	).CacheSeconds(30)
 	_ = ld.Config{DataStore: store}
+	// Output:
 }
 
 // Create the table once, at deployment: on-demand billing, waits until it is ACTIVE, and
