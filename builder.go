@@ -56,8 +56,7 @@ func DataStore(table string) *DataStoreBuilder {
 
 // Prefix sets a prefix for the namespaces of all rows, so that several LaunchDarkly environments
 // can share one table: rows go to "PREFIX:features" instead of "features". Use the same prefix as
-// the Relay Proxy or the other SDKs that share the table. The default is no prefix. Build refuses
-// a prefix over 1,016 bytes, whose marker row DynamoDB could not hold.
+// the Relay Proxy or the other SDKs that share the table. The default is no prefix.
 func (b *DataStoreBuilder) Prefix(prefix string) *DataStoreBuilder {
 	b.prefix = prefix
 	return b
@@ -148,10 +147,6 @@ func (b *DataStoreBuilder) Build(ctx subsystems.ClientContext) (subsystems.Persi
 	}
 	if b.initTimeout <= 0 {
 		return nil, fmt.Errorf("lddynamodb: table %q: init timeout must be positive, got %v", b.table, b.initTimeout)
-	}
-	if marker := InitedMarker(b.prefix); keyProblem(marker, marker) != "" {
-		return nil, fmt.Errorf("lddynamodb: table %q: a prefix of %d bytes is too long: the initialized marker's key, PREFIX:%s, "+
-			"would be %d bytes, over DynamoDB's sort key limit of %d", b.table, len(b.prefix), initedKey, len(marker), MaxSortKeyBytes)
 	}
 	if b.staleMaxAge < 0 {
 		return nil, fmt.Errorf("lddynamodb: table %q: stale-if-error max age must not be negative, got %v", b.table, b.staleMaxAge)

@@ -51,10 +51,24 @@ func TestGetOfImpossibleKeyMakesNoCall(t *testing.T) {
 		assert.True(t, value, "key of %d bytes is found", len(key))
 		assert.Equal(t, before+1, inj.CountByOp()["GetItem"], "key of %d bytes: one GetItem", len(key))
 	}
+
+	// A prefix that makes the namespace one byte longer than DynamoDB's partition key limit.
+	prefix := strings.Repeat("p", lddynamodb.MaxPartitionKeyBytes-len(":features")+1)
+	wire := faults.New(1, nil)
+	t.Cleanup(wire.CloseIdleConnections)
+	store, _ := testenv.Build(t, lddynamodb.DataStore(table).Prefix(prefix).
+		ClientConfig(testenv.AWSConfig(), testenv.WithEndpoint, wire.ClientOption()))
+	got, err := store.Get(features, "f")
+	require.NoError(t, err)
+	assert.Equal(t, ldstoretypes.SerializedItemDescriptor{}.NotFound(), got)
+	all, err := store.GetAll(features)
+	require.NoError(t, err)
+	assert.Empty(t, all)
+	assert.Empty(t, wire.Calls(), "no call for a namespace that no row can have")
 }
 
-// TestLongestPrefix uses the longest prefix that Build accepts, whose marker key is exactly
-// DynamoDB's sort key limit: the store works as with any other prefix.
+// TestLongestPrefix uses the longest prefix whose marker key fits DynamoDB's sort key limit
+// exactly: the store works as with any other prefix.
 func TestLongestPrefix(t *testing.T) {
 	table := testenv.NewTable(t)
 	prefix := strings.Repeat("p", lddynamodb.MaxSortKeyBytes-len(":$inited"))

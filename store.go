@@ -23,8 +23,8 @@ import (
 //     ceil(w/25) BatchWriteItem for the w rows that changed, then as many for the rows that
 //     disappeared (a few more when items wait for the items they use, or DynamoDB throttles);
 //     one PutItem for the marker.
-//   - Get: one GetItem (none for a key that no row can have, which is not found). GetAll: p
-//     Query pages. Upsert: one conditional PutItem.
+//   - Get: one GetItem. GetAll: p Query pages. None for a key or namespace that no row can
+//     have, which is not found. Upsert: one conditional PutItem.
 //   - IsInitialized and IsStoreAvailable: one GetItem of the marker. The first Get or GetAll
 //     that finds nothing also reads the marker, once per store, unless IsInitialized has.
 type store struct {
@@ -176,9 +176,13 @@ func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.Serial
 func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializedItemDescriptor, error) {
 	ctx, cancel := s.operation()
 	defer cancel()
+	namespace := Namespace(s.prefix, kind)
+	if len(namespace) > MaxPartitionKeyBytes {
+		return nil, nil // as in Get: no row can be there, and DynamoDB would refuse the Query
+	}
 	var items []ldstoretypes.KeyedSerializedItemDescriptor
 	seq := s.stale.begin()
-	err := s.query(ctx, Namespace(s.prefix, kind), s.consistentReads, namespaceQuery, func(row map[string]types.AttributeValue) error {
+	err := s.query(ctx, namespace, s.consistentReads, namespaceQuery, func(row map[string]types.AttributeValue) error {
 		key, item, err := DecodeRow(row)
 		if err != nil {
 			return err

@@ -235,8 +235,6 @@ func TestBuildRejectsBadOptions(t *testing.T) {
 		{"init timeout", testenv.DataStore("t").InitTimeout(0), "init timeout must be positive"},
 		{"operation timeout", testenv.DataStore("t").OperationTimeout(-time.Second), "operation timeout must be positive"},
 		{"stale max age", testenv.DataStore("t").StaleIfError(-time.Second), "stale-if-error max age must not be negative"},
-		{"prefix too long for the marker row", testenv.DataStore("t").Prefix(strings.Repeat("p", lddynamodb.MaxSortKeyBytes-len(":$inited")+1)),
-			"a prefix of 1017 bytes is too long"},
 		{"no region", lddynamodb.DataStore("t").ClientConfig(aws.Config{Credentials: testenv.AWSConfig().Credentials}), "no AWS region"},
 	}
 	for _, tt := range tests {
