@@ -85,3 +85,36 @@ func TestExamplesRunUnlessTheyNeedAServer(t *testing.T) {
 	}
 	assert.NotZero(t, examples)
 }
+
+// TestQuickStartOnAWSUndoesTheLocalSettings checks that the AWS quick start unsets or sets again
+// every variable that the local one exports: one left over would point at the local server, use
+// its fake keys, or (AWS_EC2_METADATA_DISABLED) hide an EC2 instance role.
+func TestQuickStartOnAWSUndoesTheLocalSettings(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	section := func(title string) string {
+		_, rest, found := strings.Cut(string(data), "\n## "+title+"\n")
+		require.True(t, found, title)
+		body, _, _ := strings.Cut(rest, "\n## ")
+		return body
+	}
+	variables := func(text, command string) []string {
+		var names []string
+		for _, line := range strings.Split(text, "\n") {
+			if words := strings.Fields(line); len(words) > 0 && words[0] == command {
+				for _, word := range words[1:] {
+					name, _, _ := strings.Cut(word, "=")
+					names = append(names, name)
+				}
+			}
+		}
+		return names
+	}
+	local := variables(section("Quick start, on your machine"), "export")
+	require.Contains(t, local, "AWS_ENDPOINT_URL_DYNAMODB")
+	onAWS := section("Quick start, on AWS")
+	undone := append(variables(onAWS, "unset"), variables(onAWS, "export")...)
+	for _, name := range local {
+		assert.Contains(t, undone, name, "the AWS quick start leaves %s as the local one set it", name)
+	}
+}
