@@ -92,6 +92,7 @@ func Example_migratingFromTheOfficialStore() {
 		),
 	}
 	_ = config
+	// Output:
 }
 
 // Reads and Upserts rely on the AWS SDK's retryer: for DynamoDB, 4 attempts in all by default.
