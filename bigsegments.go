@@ -13,6 +13,7 @@ import (
 	"github.com/launchdarkly/go-sdk-common/v3/ldtime"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // BigSegmentStoreBuilder configures the DynamoDB big segment store, which reads the big segment
@@ -78,6 +79,13 @@ func (b *BigSegmentStoreBuilder) OperationTimeout(d time.Duration) *BigSegmentSt
 // store.
 func (b *BigSegmentStoreBuilder) Metrics(m *Metrics) *BigSegmentStoreBuilder {
 	b.metrics = m
+	return b
+}
+
+// MeterProvider sets the OpenTelemetry meter provider that the store records the duration of its
+// DynamoDB requests and the capacity they consume with, as DataStoreBuilder.MeterProvider does.
+func (b *BigSegmentStoreBuilder) MeterProvider(p metric.MeterProvider) *BigSegmentStoreBuilder {
+	b.meters = p
 	return b
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of the DataStoreBuilder and BigSegmentStoreBuilder options.
@@ -103,9 +104,22 @@ func (b *DataStoreBuilder) OperationTimeout(d time.Duration) *DataStoreBuilder {
 // Metrics sets a counter that the store adds its DynamoDB work to: calls by operation, items and
 // bytes written, consumed capacity. One Metrics may be shared by several stores. A store given
 // none counts nothing, and saves the mutex operation and the consumed capacity that DynamoDB would
-// otherwise return with every call.
+// otherwise return with every call. MeterProvider reports the same counts to OpenTelemetry; the
+// two may be used together.
 func (b *DataStoreBuilder) Metrics(m *Metrics) *DataStoreBuilder {
 	b.metrics = m
+	return b
+}
+
+// MeterProvider sets the OpenTelemetry meter provider that the store records its metrics with
+// (docs/metrics.md): the duration of every DynamoDB request, as db.client.operation.duration of
+// the database semantic conventions, and the store's own counts under "lddynamodb.", the same as
+// Metrics counts. The instruments and their attribute sets are made once, by Build. Like Metrics,
+// it makes the store ask DynamoDB to return the consumed capacity with every call. A store given
+// none records nothing and pays nothing. Give a meter provider of the OpenTelemetry SDK (such as
+// one with a Prometheus exporter) or of any other implementation of the API.
+func (b *DataStoreBuilder) MeterProvider(p metric.MeterProvider) *DataStoreBuilder {
+	b.meters = p
 	return b
 }
 

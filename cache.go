@@ -28,7 +28,7 @@ import (
 // second of a write may still see the row before it, as DynamoDB itself may answer.
 //
 // The first read served stale in an outage logs a warning; each one is counted in
-// Metrics.StaleReads, and each failed call in Metrics.Errors. IsStoreAvailable still reports the
+// Metrics.StaleReads (and lddynamodb.stale.reads), and each failed call in Metrics.Errors. IsStoreAvailable still reports the
 // truth, but the SDK only asks it after a read has failed, so while stale data answers every read
 // the SDK's DataStoreStatusProvider keeps reporting the store as available: watch the warning and
 // Metrics.
@@ -57,7 +57,7 @@ type staleCache struct {
 	maxAge  time.Duration
 	now     func() time.Time
 	loggers ldlog.Loggers
-	metrics *Metrics
+	rec     *recorder
 	seq     atomic.Uint64
 
 	mu     sync.Mutex
@@ -82,11 +82,11 @@ type staleItem struct {
 	seq  uint64    // the number of the operation it was learned from
 }
 
-func newStaleCache(maxAge time.Duration, loggers ldlog.Loggers, metrics *Metrics) *staleCache {
+func newStaleCache(maxAge time.Duration, loggers ldlog.Loggers, rec *recorder) *staleCache {
 	if maxAge <= 0 {
 		return nil
 	}
-	return &staleCache{maxAge: maxAge, now: time.Now, loggers: loggers, metrics: metrics, kinds: map[string]*staleKind{}}
+	return &staleCache{maxAge: maxAge, now: time.Now, loggers: loggers, rec: rec, kinds: map[string]*staleKind{}}
 }
 
 // isTransient says whether a retry could fix err: the only errors that stale data may hide.
@@ -306,7 +306,7 @@ func (c *staleCache) all(kind ldstoretypes.DataKind, err error) ([]ldstoretypes.
 }
 
 func (c *staleCache) servedStaleLocked(err error) {
-	c.metrics.recordStaleRead()
+	c.rec.staleRead()
 	if !c.outage {
 		c.outage = true
 		c.loggers.Warnf("DynamoDB reads are failing (%v); serving data up to %v old until they succeed", err, c.maxAge)

@@ -46,7 +46,7 @@ type staleTestCache struct {
 func newStaleTestCache(t *testing.T) *staleTestCache {
 	t.Helper()
 	tc := &staleTestCache{clock: time.Unix(1700000000, 0), log: ldlogtest.NewMockLog(), metrics: &Metrics{}}
-	tc.staleCache = newStaleCache(staleTestMaxAge, tc.log.Loggers, tc.metrics)
+	tc.staleCache = newStaleCache(staleTestMaxAge, tc.log.Loggers, newRecorder(tc.metrics, nil))
 	tc.now = func() time.Time { return tc.clock }
 	t.Cleanup(func() { tc.log.DumpIfTestFailed(t) })
 	return tc
@@ -154,7 +154,7 @@ func TestStaleCacheMasksOnlyTransientErrors(t *testing.T) {
 }
 
 func TestStaleCacheOff(t *testing.T) {
-	var c *staleCache = newStaleCache(0, ldlog.NewDisabledLoggers(), &Metrics{})
+	var c *staleCache = newStaleCache(0, ldlog.NewDisabledLoggers(), newRecorder(&Metrics{}, nil))
 	require.Nil(t, c)
 	c.read(scFeatures, "f", scItem(1, "v1"))
 	c.readAll(scFeatures, []ldstoretypes.KeyedSerializedItemDescriptor{scKeyed("f", scItem(1, "v1"))})
@@ -449,7 +449,7 @@ func TestStaleCacheWarnsOncePerOutage(t *testing.T) {
 // are replaced, never dropped), and GetAll is always answered once the goroutine has stored a
 // complete set. Run with -race.
 func TestStaleCacheConcurrentUse(t *testing.T) {
-	c := newStaleCache(staleTestMaxAge, ldlog.NewDisabledLoggers(), &Metrics{})
+	c := newStaleCache(staleTestMaxAge, ldlog.NewDisabledLoggers(), newRecorder(&Metrics{}, nil))
 	failure := maskedErrors[0].err
 	keys := []string{"a", "b", "c", "d"}
 	const workers, rounds = 8, 200

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Client is the part of the DynamoDB API that the stores call. A *dynamodb.Client satisfies it;
@@ -43,6 +44,7 @@ type clientOptions struct {
 	optionsSet bool
 	timeout    time.Duration
 	metrics    *Metrics
+	meters     metric.MeterProvider
 }
 
 func newClientOptions(table string) clientOptions {
@@ -59,11 +61,13 @@ func (o *clientOptions) validate() error {
 	return nil
 }
 
-// connection is what Build makes of clientOptions: a client, and the HTTP transport the store
-// owns (nil when the caller gave the client), whose idle connections Close releases.
+// connection is what Build makes of clientOptions: a client, the HTTP transport the store owns
+// (nil when the caller gave the client), whose idle connections Close releases, and the
+// OpenTelemetry instruments (nil without a MeterProvider).
 type connection struct {
 	client    Client
 	transport *http.Transport
+	telemetry *telemetry
 }
 
 // connect returns the client to use. A given client is used as it is, and ClientConfig and
@@ -71,11 +75,18 @@ type connection struct {
 // client is made from the given aws.Config, or from the default AWS configuration chain
 // (environment, shared files, web identity, container and Lambda roles).
 func (o *clientOptions) connect(ctx context.Context, loggers ldlog.Loggers) (connection, error) {
+	var tel *telemetry
+	if o.meters != nil {
+		var err error
+		if tel, err = newTelemetry(o.meters, o.table, o.prefix); err != nil {
+			return connection{}, fmt.Errorf("lddynamodb: table %q: creating metric instruments: %w", o.table, err)
+		}
+	}
 	if o.client != nil {
 		if ignored := o.ignoredByClient(); ignored != "" {
 			loggers.Warnf("table %q: DynamoClient is set, so %s ignored; set them on the client instead", o.table, ignored)
 		}
-		return connection{client: o.client}, nil
+		return connection{client: o.client, telemetry: tel}, nil
 	}
 	var cfg aws.Config
 	if o.awsConfig != nil {
@@ -96,7 +107,11 @@ func (o *clientOptions) connect(ctx context.Context, loggers ldlog.Loggers) (con
 		transport = buildable.GetTransport()
 		cfg.HTTPClient = &http.Client{Transport: transport, Timeout: buildable.GetTimeout()}
 	}
-	client := dynamodb.NewFromConfig(cfg, append(slices.Clip(o.optFns), markCredentialFailures)...)
+	optFns := append(slices.Clip(o.optFns), markCredentialFailures)
+	if tel != nil {
+		optFns = append(optFns, tel.clientOption(o.table))
+	}
+	client := dynamodb.NewFromConfig(cfg, optFns...)
 	// The region and credentials are checked on the client itself, after ClientOptions, which may
 	// set them. Credentials are only fetched at the first call: the default chain may get them
 	// from a role, and Build makes no call.
@@ -106,7 +121,7 @@ func (o *clientOptions) connect(ctx context.Context, loggers ldlog.Loggers) (con
 	if client.Options().Credentials == nil {
 		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS credentials found", o.table)
 	}
-	return connection{client: client, transport: transport}, nil
+	return connection{client: client, transport: transport, telemetry: tel}, nil
 }
 
 // CredentialsError is the error of a store operation that could not get AWS credentials: none
@@ -184,16 +199,23 @@ func (o *clientOptions) ignoredByClient() string {
 }
 
 // callOptions are passed on every call. A client made here needs none; a given *dynamodb.Client
-// gets its credential failures reported as a CredentialsError, as a made client does.
-func (o *clientOptions) callOptions() []func(*dynamodb.Options) {
-	c, ok := o.client.(*dynamodb.Client)
-	if !ok {
+// gets its credential failures reported as a CredentialsError, as a made client does, and the
+// request timing of tel (if not nil), which times only the store's calls of that client.
+func (o *clientOptions) callOptions(tel *telemetry) []func(*dynamodb.Options) {
+	if o.client == nil {
 		return nil
 	}
-	// Marked once here, so that each call only sets the field.
-	marked := c.Options()
-	markCredentialFailures(&marked)
-	return []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Credentials = marked.Credentials }}
+	var opts []func(*dynamodb.Options)
+	if c, ok := o.client.(*dynamodb.Client); ok {
+		// Marked once here, so that each call only sets the field.
+		marked := c.Options()
+		markCredentialFailures(&marked)
+		opts = append(opts, func(o *dynamodb.Options) { o.Credentials = marked.Credentials })
+	}
+	if tel != nil {
+		opts = append(opts, tel.clientOption(o.table))
+	}
+	return opts
 }
 
 // setClient, setClientConfig and addClientOptions are DynamoClient, ClientConfig and

@@ -13,7 +13,8 @@
 // big segment membership that the Relay Proxy writes to the table. It never writes.
 //
 // Both take a table name and share the options Prefix, DynamoClient, ClientConfig,
-// ClientOptions, OperationTimeout and Metrics. With no client given, Build makes one from the
+// ClientOptions, OperationTimeout, Metrics and MeterProvider (OpenTelemetry metrics, see
+// docs/metrics.md). With no client given, Build makes one from the
 // default AWS configuration chain (environment, shared files, web identity, ECS and Lambda
 // roles). Build checks the options and makes no DynamoDB call.
 //
@@ -47,7 +48,7 @@
 // The README (https://github.com/lddynamodb/lddynamodb#readme) has a quick start and the
 // options table; docs/table.md the table, IAM policies and sharing with other SDKs;
 // docs/caching.md the SDK cache, daemon mode and StaleIfError; docs/performance.md costs and
-// benchmarks; docs/reliability.md the fault tests; docs/big-segments.md big segments;
-// docs/migrating.md the move from the official store and back; and docs/tools.md the lddynamodb
-// command (create-table, verify, dump, load).
+// benchmarks; docs/metrics.md the OpenTelemetry metrics; docs/reliability.md the fault tests;
+// docs/big-segments.md big segments; docs/migrating.md the move from the official store and back;
+// and docs/tools.md the lddynamodb command (create-table, verify, dump, load).
 package lddynamodb

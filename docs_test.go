@@ -12,15 +12,18 @@ import (
 
 // The Go snippets of the README and docs/ are copied from the package's examples, which compile:
 // every run of non-blank lines of a snippet must be found, line by line, in consecutive lines of
-// an Example function (a snippet line may be part of the example's line).
+// an Example function (a snippet line may be part of the example's line), or of an example
+// program under examples/ (built and tested in its own module where it has one).
 func TestDocSnippetsAreExamples(t *testing.T) {
 	var examples []string
 	sources, err := filepath.Glob("*_test.go")
 	require.NoError(t, err)
-	for _, name := range sources {
+	programs, err := filepath.Glob("examples/*/main.go")
+	require.NoError(t, err)
+	for _, name := range append(sources, programs...) {
 		data, err := os.ReadFile(name)
 		require.NoError(t, err)
-		if strings.Contains(string(data), "\nfunc Example") {
+		if strings.Contains(string(data), "\nfunc Example") || strings.HasPrefix(name, "examples") {
 			for _, line := range strings.Split(string(data), "\n") {
 				examples = append(examples, strings.TrimSpace(line))
 			}

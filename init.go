@@ -26,7 +26,9 @@ const (
 
 // Init replaces the data of the store's prefix with allData (see the store's doc comment for
 // its calls).
-func (s *store) Init(allData []ldstoretypes.SerializedCollection) error {
+func (s *store) Init(allData []ldstoretypes.SerializedCollection) (err error) {
+	start := time.Now()
+	defer func() { s.rec.initDone(start, err) }()
 	ctx, cancel := context.WithTimeout(s.ctx, s.initTimeout)
 	defer cancel()
 
@@ -98,7 +100,7 @@ func (s *store) planInit(ctx context.Context, allData []ldstoretypes.SerializedC
 				// Readers see the item missing rather than silently outdated: its older row goes.
 				s.loggers.Errorf("table %q: init: %s %q not stored: %s; its older row, if any, is removed",
 					s.table, coll.Kind, item.Key, problem)
-				s.metrics.recordSkipped()
+				s.rec.skippedItem()
 				plan.skipped[itemRef{coll.Kind.GetName(), item.Key}] = true
 				if exists {
 					plan.deletes = append(plan.deletes, deleteWrite(namespace, item.Key))

@@ -3,9 +3,11 @@ package lddynamodb
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Metrics counts the DynamoDB work of the stores it is given to (see DataStoreBuilder.Metrics):
@@ -14,7 +16,8 @@ import (
 //
 // A call is one API call made by the store; the AWS SDK's own retries of that call are not
 // counted again. Only a store given a Metrics counts: that costs one mutex operation per call and
-// asks DynamoDB to return consumed capacity, which adds a few bytes to each response.
+// asks DynamoDB to return consumed capacity, which adds a few bytes to each response. The same
+// counts go to OpenTelemetry when the store is also given a MeterProvider (docs/metrics.md).
 type Metrics struct {
 	mu sync.Mutex
 	s  MetricsSnapshot
@@ -99,42 +102,111 @@ func (m *Metrics) record(op string, err error, capacityUnits float64, itemsWritt
 	m.s.BytesWritten += int64(bytesWritten)
 }
 
-// recordInit adds what one BatchWriteItem call of Init met: items throttled and items sent
-// again.
-func (m *Metrics) recordInit(throttled, resent int) {
-	if m == nil {
-		return
-	}
+func (m *Metrics) add(field *int64, n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.s.ThrottledItems += int64(throttled)
-	m.s.ResentItems += int64(resent)
+	*field += int64(n)
 }
 
-func (m *Metrics) recordSkipped() {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.s.SkippedItems++
-}
-
-func (m *Metrics) recordStaleRead() {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.s.StaleReads++
-}
-
-// meteredClient adds every call to a Metrics and asks DynamoDB for the consumed capacity. A store
-// uses one only when it was given a Metrics, so that a store whose counts nobody reads does not
-// pay for them.
-type meteredClient struct {
-	inner   Client
+// recorder is the one place where a store records its work, for a Metrics and for OpenTelemetry
+// (telemetry.go), either of which may be nil. A store given neither has a nil recorder, and every
+// method of a nil recorder does nothing.
+type recorder struct {
 	metrics *Metrics
+	otel    *telemetry
+}
+
+// newRecorder returns the recorder of a store, nil if it records nothing.
+func newRecorder(m *Metrics, t *telemetry) *recorder {
+	if m == nil && t == nil {
+		return nil
+	}
+	return &recorder{metrics: m, otel: t}
+}
+
+// call records one API call: the capacity that DynamoDB reported, and the rows put and deleted.
+func (r *recorder) call(ctx context.Context, op string, err error, units float64, puts, deletes, bytes int) {
+	if r.metrics != nil {
+		r.metrics.record(op, err, units, puts+deletes, bytes)
+	}
+	if t := r.otel; t != nil {
+		if units > 0 {
+			if op == "GetItem" || op == "Query" {
+				t.capacity.Add(ctx, units, t.readUnits...)
+			} else {
+				t.capacity.Add(ctx, units, t.writeUnits...)
+			}
+		}
+		addCount(ctx, t.written, puts, t.store)
+		addCount(ctx, t.deleted, deletes, t.store)
+		addCount(ctx, t.bytes, bytes, t.store)
+	}
+}
+
+func addCount(ctx context.Context, c metric.Int64Counter, n int, opts []metric.AddOption) {
+	if n != 0 {
+		c.Add(ctx, int64(n), opts...)
+	}
+}
+
+// initBatch records what one BatchWriteItem call of Init met: items throttled and items sent
+// again.
+func (r *recorder) initBatch(throttled, resent int) {
+	if r == nil {
+		return
+	}
+	if r.metrics != nil {
+		r.metrics.mu.Lock()
+		r.metrics.s.ThrottledItems += int64(throttled)
+		r.metrics.s.ResentItems += int64(resent)
+		r.metrics.mu.Unlock()
+	}
+	if t := r.otel; t != nil {
+		addCount(context.Background(), t.throttled, throttled, t.store)
+		addCount(context.Background(), t.resent, resent, t.store)
+	}
+}
+
+// skippedItem records an item that DynamoDB cannot hold and that was not written.
+func (r *recorder) skippedItem() {
+	if r == nil {
+		return
+	}
+	if r.metrics != nil {
+		r.metrics.add(&r.metrics.s.SkippedItems, 1)
+	}
+	if t := r.otel; t != nil {
+		t.skipped.Add(context.Background(), 1, t.store...)
+	}
+}
+
+// staleRead records a failed read answered from the StaleIfError layer.
+func (r *recorder) staleRead() {
+	if r == nil {
+		return
+	}
+	if r.metrics != nil {
+		r.metrics.add(&r.metrics.s.StaleReads, 1)
+	}
+	if t := r.otel; t != nil {
+		t.staleReads.Add(context.Background(), 1, t.store...)
+	}
+}
+
+// initDone records how long an Init that started at start took, and how it ended.
+func (r *recorder) initDone(start time.Time, err error) {
+	if r == nil || r.otel == nil {
+		return
+	}
+	r.otel.initDuration.Record(context.Background(), time.Since(start).Seconds(), r.otel.inits.get(errorType(err))...)
+}
+
+// meteredClient records every call and asks DynamoDB for the consumed capacity. A store uses one
+// only when it was given a Metrics or a MeterProvider, so that a store whose counts nobody reads
+// does not pay for them.
+type meteredClient struct {
+	inner Client
+	rec   *recorder
 }
 
 // unitsOf is the capacity that DynamoDB reported for a call, if it did.
@@ -152,7 +224,7 @@ func (c meteredClient) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o
 	if out != nil {
 		units = unitsOf(out.ConsumedCapacity)
 	}
-	c.metrics.record("GetItem", err, units, 0, 0)
+	c.rec.call(ctx, "GetItem", err, units, 0, 0, 0)
 	return out, err
 }
 
@@ -163,52 +235,53 @@ func (c meteredClient) Query(ctx context.Context, in *dynamodb.QueryInput, optFn
 	if out != nil {
 		units = unitsOf(out.ConsumedCapacity)
 	}
-	c.metrics.record("Query", err, units, 0, 0)
+	c.rec.call(ctx, "Query", err, units, 0, 0, 0)
 	return out, err
 }
 
 func (c meteredClient) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := c.inner.PutItem(ctx, in, optFns...)
-	units, items, size := 0.0, 0, 0
+	units, puts, size := 0.0, 0, 0
 	if err == nil {
-		units, items, size = unitsOf(out.ConsumedCapacity), 1, RowSize(in.Item)
+		units, puts, size = unitsOf(out.ConsumedCapacity), 1, RowSize(in.Item)
 	}
-	c.metrics.record("PutItem", err, units, items, size)
+	c.rec.call(ctx, "PutItem", err, units, puts, 0, size)
 	return out, err
 }
 
 func (c meteredClient) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := c.inner.BatchWriteItem(ctx, in, optFns...)
-	units, items, size := 0.0, 0, 0
+	units, puts, deletes, size := 0.0, 0, 0, 0
 	if err == nil {
 		for i := range out.ConsumedCapacity {
 			units += unitsOf(&out.ConsumedCapacity[i])
 		}
-		items, size = writtenBy(in.RequestItems, out.UnprocessedItems)
+		puts, deletes, size = writtenBy(in.RequestItems, out.UnprocessedItems)
 	}
-	c.metrics.record("BatchWriteItem", err, units, items, size)
+	c.rec.call(ctx, "BatchWriteItem", err, units, puts, deletes, size)
 	return out, err
 }
 
-// writtenBy counts the requests of a batch that DynamoDB processed, and the bytes of their puts.
-func writtenBy(sent, unprocessed map[string][]types.WriteRequest) (items, size int) {
-	for _, reqs := range sent {
+// writtenBy counts the puts and deletes of a batch that DynamoDB processed, and the bytes of the
+// puts.
+func writtenBy(sent, unprocessed map[string][]types.WriteRequest) (puts, deletes, size int) {
+	count := func(reqs []types.WriteRequest, sign int) {
 		for _, r := range reqs {
-			items++
 			if r.PutRequest != nil {
-				size += RowSize(r.PutRequest.Item)
+				puts += sign
+				size += sign * RowSize(r.PutRequest.Item)
+			} else {
+				deletes += sign
 			}
 		}
+	}
+	for _, reqs := range sent {
+		count(reqs, 1)
 	}
 	for _, reqs := range unprocessed {
-		for _, r := range reqs {
-			items--
-			if r.PutRequest != nil {
-				size -= RowSize(r.PutRequest.Item)
-			}
-		}
+		count(reqs, -1)
 	}
-	return items, size
+	return puts, deletes, size
 }

@@ -50,7 +50,7 @@ func newStore(b *DataStoreBuilder, conn connection, loggers ldlog.Loggers) *stor
 		consistentReads:  b.consistentReads,
 		batchConcurrency: b.batchConcurrency,
 		initTimeout:      b.initTimeout,
-		stale:            newStaleCache(b.staleMaxAge, loggers, tc.metrics),
+		stale:            newStaleCache(b.staleMaxAge, loggers, tc.rec),
 		loggers:          loggers,
 	}
 }
@@ -64,7 +64,7 @@ type tableClient struct {
 	table     string
 	prefix    string
 	timeout   time.Duration
-	metrics   *Metrics // nil unless the builder was given one
+	rec       *recorder // nil unless the builder was given a Metrics or a MeterProvider
 
 	// ctx is cancelled by Close, so that no operation outlives the store.
 	ctx    context.Context
@@ -73,18 +73,19 @@ type tableClient struct {
 
 func newTableClient(o *clientOptions, conn connection) tableClient {
 	client := conn.client
-	if o.metrics != nil {
-		client = meteredClient{inner: client, metrics: o.metrics}
+	rec := newRecorder(o.metrics, conn.telemetry)
+	if rec != nil {
+		client = meteredClient{inner: client, rec: rec}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return tableClient{
 		client:    client,
-		callOpts:  o.callOptions(),
+		callOpts:  o.callOptions(conn.telemetry),
 		transport: conn.transport,
 		table:     o.table,
 		prefix:    o.prefix,
 		timeout:   o.timeout,
-		metrics:   o.metrics,
+		rec:       rec,
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -207,7 +208,7 @@ func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes
 	namespace := Namespace(s.prefix, kind)
 	row := encodeRow(namespace, key, item)
 	if problem := rowProblem(namespace, key, row); problem != "" {
-		s.metrics.recordSkipped()
+		s.rec.skippedItem()
 		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q version %d: not stored: %s",
 			s.table, kind, key, item.Version, problem)
 	}

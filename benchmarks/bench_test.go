@@ -14,11 +14,12 @@ import (
 
 // Every benchmark runs once per network and store, named .../net=N/store=S, so that
 // `benchstat -col /store` puts the stores side by side: lddynamodb and the official store with
-// their defaults, and for Get, GetAll and Upsert also lddynamodb counting its work in a Metrics. Besides ns/op, B/op and allocs/op
-// each reports cpu-ns/op (the benchmark process's user and system CPU time, not the server's),
-// calls/op and rows-written/op (counted on the wire for both stores alike), and Init reports
-// dropped-rows/op: rows that did not hold what Init was given when it returned, read back from
-// the table.
+// their defaults, and for Get, GetAll and Upsert also lddynamodb counting its work in a Metrics,
+// and recording OpenTelemetry metrics with a no-op and with the SDK's meter provider. Besides
+// ns/op, B/op and allocs/op each reports cpu-ns/op (the benchmark process's user and system CPU
+// time, not the server's), calls/op and rows-written/op (counted on the wire for both stores
+// alike), and Init reports dropped-rows/op: rows that did not hold what Init was given when it
+// returned, read back from the table.
 
 // BenchmarkInit measures Init of 5,000 and 10,000 items (about 1 KB each, 90 % flags): cold into
 // an empty table, again with nothing changed, and again with 10 % of the items changed.
@@ -122,7 +123,7 @@ func droppedRows(b *testing.B, table string, data []ldstoretypes.SerializedColle
 // iteration i calls it with i.
 func benchCalls(b *testing.B, data []ldstoretypes.SerializedCollection,
 	prepare func(b *testing.B, store subsystems.PersistentDataStore) func(i int)) {
-	eachPeer(b, []network{direct, slow}, []peer{ours, theirs, metered}, func(b *testing.B, p peer, net network) {
+	eachPeer(b, []network{direct, slow}, []peer{ours, theirs, metered, otelNoop, otelSDK}, func(b *testing.B, p peer, net network) {
 		httpClient, count := net.client()
 		op := prepare(b, build(b, p, filledTable(b, data), httpClient))
 		m := newMeter(b)

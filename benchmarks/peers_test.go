@@ -14,6 +14,8 @@ import (
 	official "github.com/launchdarkly/go-server-sdk-dynamodb/v4"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/faults"
@@ -40,6 +42,16 @@ var (
 	// metered is lddynamodb counting its work in a Metrics, which costs a little on every call.
 	metered = peer{"lddynamodb+metrics", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
 		return testenv.DataStore(table).ClientOptions(dynamodb.Options{HTTPClient: httpClient}).Metrics(&lddynamodb.Metrics{}).Build(quiet)
+	}}
+	// otelNoop records OpenTelemetry metrics into the API's no-op provider: the store's own cost
+	// of recording (the middleware, the capacity asked for, the calls on the instruments).
+	otelNoop = peer{"lddynamodb+otel-noop", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
+		return testenv.DataStore(table).ClientOptions(dynamodb.Options{HTTPClient: httpClient}).MeterProvider(noop.NewMeterProvider()).Build(quiet)
+	}}
+	// otelSDK records them into the OpenTelemetry SDK, which aggregates them for a reader.
+	otelSDK = peer{"lddynamodb+otel-sdk", func(table string, httpClient *http.Client) (subsystems.PersistentDataStore, error) {
+		provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		return testenv.DataStore(table).ClientOptions(dynamodb.Options{HTTPClient: httpClient}).MeterProvider(provider).Build(quiet)
 	}}
 )
 

@@ -13,7 +13,12 @@
 // needs dynamodb:GetItem, dynamodb:PutItem, dynamodb:Query and dynamodb:BatchWriteItem.
 //
 // GET /flags/KEY?context=CONTEXT-KEY evaluates a flag; GET /healthz says whether LaunchDarkly and
-// DynamoDB are both reachable.
+// DynamoDB are both reachable; GET /metrics serves the store's OpenTelemetry metrics to
+// Prometheus (docs/metrics.md).
+//
+// The service is a module of its own, so that the OpenTelemetry SDK and the Prometheus exporter
+// it uses are its dependencies, never those of the library: run it with
+// `cd examples/service && go run .`.
 package main
 
 import (
@@ -33,6 +38,9 @@ import (
 	ld "github.com/launchdarkly/go-server-sdk/v7"
 	"github.com/launchdarkly/go-server-sdk/v7/interfaces"
 	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/lddynamodb/lddynamodb"
 )
@@ -54,9 +62,15 @@ func run() error {
 		addr = ":8080"
 	}
 
+	provider, err := meterProvider()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = provider.Shutdown(context.Background()) }()
+
 	// Streaming is the default data source; the store keeps what it receives, and the SDK's
 	// 30-second cache spares DynamoDB most reads.
-	store := lddynamodb.DataStore(table).Prefix(os.Getenv("LAUNCHDARKLY_DYNAMODB_PREFIX"))
+	store := dataStore(table, os.Getenv("LAUNCHDARKLY_DYNAMODB_PREFIX"), provider)
 	config := ld.Config{DataStore: ldcomponents.PersistentDataStore(store).CacheSeconds(30)}
 	client, err := ld.MakeCustomClient(sdkKey, config, 10*time.Second)
 	if err != nil && !errors.Is(err, ld.ErrInitializationTimeout) {
@@ -66,6 +80,39 @@ func run() error {
 	// from the flags that the table already holds.
 	defer client.Close()
 
+	server := &http.Server{Addr: addr, Handler: routes(client), ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = server.Shutdown(shutdown)
+	}()
+	log.Printf("listening on %s", addr)
+	if err := server.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// meterProvider is an OpenTelemetry meter provider whose metrics the Prometheus exporter hands
+// to the default Prometheus registry, which promhttp.Handler serves.
+func meterProvider() (*sdkmetric.MeterProvider, error) {
+	exporter, err := prometheus.New()
+	if err != nil {
+		return nil, fmt.Errorf("creating the Prometheus exporter: %w", err)
+	}
+	return sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter)), nil
+}
+
+// dataStore is the DynamoDB store of the service, recording its metrics with provider.
+func dataStore(table, prefix string, provider *sdkmetric.MeterProvider) *lddynamodb.DataStoreBuilder {
+	return lddynamodb.DataStore(table).Prefix(prefix).MeterProvider(provider)
+}
+
+// routes serves the flags, the health check and the metrics.
+func routes(client *ld.LDClient) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /flags/{key}", func(w http.ResponseWriter, r *http.Request) {
 		contextKey := r.URL.Query().Get("context")
@@ -86,21 +133,8 @@ func run() error {
 		}
 		writeJSON(w, status, map[string]any{"launchdarkly": source, "dynamodb": storeUp})
 	})
-
-	server := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = server.Shutdown(shutdown)
-	}()
-	log.Printf("listening on %s", addr)
-	if err := server.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	mux.Handle("GET /metrics", promhttp.Handler())
+	return mux
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {
