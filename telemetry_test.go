@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -189,17 +190,26 @@ func TestMeterProviderClassesFailuresBeforeAnAnswer(t *testing.T) {
 // goes with each call, and the big segment store records its reads.
 func TestMeterProviderOnAGivenClientAndTheBigSegmentStore(t *testing.T) {
 	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	t.Cleanup(inj.CloseIdleConnections)
+	client := dynamodb.NewFromConfig(testenv.AWSConfig(), testenv.WithEndpoint, inj.ClientOption())
 	reader, provider := newReader()
-	data, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(testenv.Client()).MeterProvider(provider))
+	data, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(client).MeterProvider(provider))
 	_, err := data.Get(features, "f")
 	require.NoError(t, err)
-	segments, _ := testenv.Build(t, testenv.BigSegmentStore(table).MeterProvider(provider))
+	segments, _ := testenv.Build(t, lddynamodb.BigSegmentStore(table).DynamoClient(client).MeterProvider(provider))
 	_, err = segments.GetMembership("hash")
+	require.NoError(t, err)
+	// Calls of the client that are not the stores' are not timed.
+	_, err = client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		"namespace": &types.AttributeValueMemberS{Value: "features"}, "key": &types.AttributeValueMemberS{Value: "f"}}})
 	require.NoError(t, err)
 
 	points := collect(t, reader).durationPoints(t)
 	require.Len(t, points, 1, "both stores' reads are GetItem calls of one table")
-	assert.Equal(t, uint64(2), points[0].Count)
+	wire := inj.CountByOp()
+	require.Equal(t, map[string]int{"GetItem": wire["GetItem"]}, wire)
+	assert.Equal(t, uint64(wire["GetItem"]-1), points[0].Count, "each of the stores' requests, not the client's own")
 	assert.Equal(t, "", attr(points[0].Attributes, "error.type"))
 }
 
