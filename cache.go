@@ -306,7 +306,7 @@ func (c *staleCache) all(kind ldstoretypes.DataKind, err error) ([]ldstoretypes.
 }
 
 func (c *staleCache) servedStaleLocked(err error) {
-	c.rec.staleRead()
+	c.rec.add(countStaleReads, 1)
 	if !c.outage {
 		c.outage = true
 		c.loggers.Warnf("DynamoDB reads are failing (%v); serving data up to %v old until they succeed", err, c.maxAge)

@@ -100,7 +100,7 @@ func (s *store) planInit(ctx context.Context, allData []ldstoretypes.SerializedC
 				// Readers see the item missing rather than silently outdated: its older row goes.
 				s.loggers.Errorf("table %q: init: %s %q not stored: %s; its older row, if any, is removed",
 					s.table, coll.Kind, item.Key, problem)
-				s.rec.skippedItem()
+				s.rec.add(countSkipped, 1)
 				plan.skipped[itemRef{coll.Kind.GetName(), item.Key}] = true
 				if exists {
 					plan.deletes = append(plan.deletes, deleteWrite(namespace, item.Key))

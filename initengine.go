@@ -228,7 +228,7 @@ func (run *initRun) take(ctx context.Context) (*initPartition, []*initWrite, err
 			}
 			run.turn = (run.turn + i + 1) % len(run.partitions)
 			run.mu.Unlock()
-			run.s.rec.initBatch(0, resent)
+			run.s.rec.add(countResent, resent)
 			return p, batch, nil
 		}
 		changed := run.changed
@@ -309,7 +309,7 @@ func (run *initRun) finish(p *initPartition, batch []*initWrite, sent time.Time,
 	}
 	if err == nil || isThroughputError(err) {
 		run.throttled += len(back)
-		run.s.rec.initBatch(len(back), 0)
+		run.s.rec.add(countThrottled, len(back))
 	}
 	acked := len(batch) - len(back)
 	if acked > 0 {

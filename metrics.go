@@ -102,12 +102,6 @@ func (m *Metrics) record(op string, err error, capacityUnits float64, itemsWritt
 	m.s.BytesWritten += int64(bytesWritten)
 }
 
-func (m *Metrics) add(field *int64, n int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	*field += int64(n)
-}
-
 // recorder is the one place where a store records its work, for a Metrics and for OpenTelemetry
 // (telemetry.go), either of which may be nil. A store given neither has a nil recorder, and every
 // method of a nil recorder does nothing.
@@ -149,47 +143,44 @@ func addCount(ctx context.Context, c metric.Int64Counter, n int, opts []metric.A
 	}
 }
 
-// initBatch records what one BatchWriteItem call of Init met: items throttled and items sent
-// again.
-func (r *recorder) initBatch(throttled, resent int) {
-	if r == nil {
-		return
-	}
-	if r.metrics != nil {
-		r.metrics.mu.Lock()
-		r.metrics.s.ThrottledItems += int64(throttled)
-		r.metrics.s.ResentItems += int64(resent)
-		r.metrics.mu.Unlock()
-	}
-	if t := r.otel; t != nil {
-		addCount(context.Background(), t.throttled, throttled, t.store)
-		addCount(context.Background(), t.resent, resent, t.store)
-	}
+// count names one of the store's own counts, each a field of MetricsSnapshot and a counter of
+// OpenTelemetry. A new count is a constant, a line of counts, and its field.
+type count int
+
+const (
+	countThrottled  count = iota // Init's write requests that DynamoDB did not take for lack of capacity
+	countResent                  // Init's write requests sent again, once per extra send
+	countSkipped                 // items not written because DynamoDB cannot hold them
+	countStaleReads              // failed reads answered from the StaleIfError layer
+)
+
+// counts gives each count its field and its OpenTelemetry counter (docs/metrics.md).
+var counts = [...]struct {
+	field            func(*MetricsSnapshot) *int64
+	name, unit, desc string
+}{
+	countThrottled: {func(s *MetricsSnapshot) *int64 { return &s.ThrottledItems }, "lddynamodb.items.throttled", "{item}",
+		"Write requests of Init that DynamoDB did not take for lack of capacity."},
+	countResent: {func(s *MetricsSnapshot) *int64 { return &s.ResentItems }, "lddynamodb.items.resent", "{item}",
+		"Write requests that Init sent again, once per extra send."},
+	countSkipped: {func(s *MetricsSnapshot) *int64 { return &s.SkippedItems }, "lddynamodb.items.skipped", "{item}",
+		"Items not written because DynamoDB cannot hold them."},
+	countStaleReads: {func(s *MetricsSnapshot) *int64 { return &s.StaleReads }, "lddynamodb.stale.reads", "{read}",
+		"Failed reads answered from the StaleIfError layer."},
 }
 
-// skippedItem records an item that DynamoDB cannot hold and that was not written.
-func (r *recorder) skippedItem() {
-	if r == nil {
+// add adds n to a count.
+func (r *recorder) add(c count, n int) {
+	if r == nil || n == 0 {
 		return
 	}
-	if r.metrics != nil {
-		r.metrics.add(&r.metrics.s.SkippedItems, 1)
+	if m := r.metrics; m != nil {
+		m.mu.Lock()
+		*counts[c].field(&m.s) += int64(n)
+		m.mu.Unlock()
 	}
 	if t := r.otel; t != nil {
-		t.skipped.Add(context.Background(), 1, t.store...)
-	}
-}
-
-// staleRead records a failed read answered from the StaleIfError layer.
-func (r *recorder) staleRead() {
-	if r == nil {
-		return
-	}
-	if r.metrics != nil {
-		r.metrics.add(&r.metrics.s.StaleReads, 1)
-	}
-	if t := r.otel; t != nil {
-		t.staleReads.Add(context.Background(), 1, t.store...)
+		t.counts[c].Add(context.Background(), int64(n), t.store...)
 	}
 }
 

@@ -208,7 +208,7 @@ func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes
 	namespace := Namespace(s.prefix, kind)
 	row := encodeRow(namespace, key, item)
 	if problem := rowProblem(namespace, key, row); problem != "" {
-		s.rec.skippedItem()
+		s.rec.add(countSkipped, 1)
 		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q version %d: not stored: %s",
 			s.table, kind, key, item.Version, problem)
 	}

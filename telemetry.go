@@ -54,10 +54,7 @@ type telemetry struct {
 	written      metric.Int64Counter
 	deleted      metric.Int64Counter
 	bytes        metric.Int64Counter
-	throttled    metric.Int64Counter
-	resent       metric.Int64Counter
-	skipped      metric.Int64Counter
-	staleReads   metric.Int64Counter
+	counts       [len(counts)]metric.Int64Counter
 	capacity     metric.Float64Counter
 
 	// store is the table and prefix; readUnits and writeUnits add the capacity type to it.
@@ -92,12 +89,11 @@ func newTelemetry(provider metric.MeterProvider, table, prefix string) (*telemet
 		written:      counter("lddynamodb.items.written", "{item}", "Rows put by PutItem or BatchWriteItem and acknowledged by DynamoDB."),
 		deleted:      counter("lddynamodb.items.deleted", "{item}", "Rows deleted by BatchWriteItem and acknowledged by DynamoDB."),
 		bytes:        counter("lddynamodb.bytes.written", "By", "Size of the rows put, as DynamoDB counts it (names plus values)."),
-		throttled:    counter("lddynamodb.items.throttled", "{item}", "Write requests of Init that DynamoDB did not take for lack of capacity."),
-		resent:       counter("lddynamodb.items.resent", "{item}", "Write requests that Init sent again, once per extra send."),
-		skipped:      counter("lddynamodb.items.skipped", "{item}", "Items not written because DynamoDB cannot hold them."),
-		staleReads:   counter("lddynamodb.stale.reads", "{read}", "Failed reads answered from the StaleIfError layer."),
 		calls:        map[string]*optionsByError{},
 		otherCalls:   map[string]*optionsByError{},
+	}
+	for c, desc := range counts {
+		t.counts[c] = counter(desc.name, desc.unit, desc.desc)
 	}
 	units, err := meter.Float64Counter("lddynamodb.capacity.consumed", metric.WithUnit("{capacity_unit}"),
 		metric.WithDescription("Capacity units that DynamoDB reported as consumed, by read or write."))
