@@ -1,6 +1,9 @@
 package lddynamodb_test
 
 import (
+	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +156,73 @@ func TestInitPacesToThePartitionLimit(t *testing.T) {
 	assert.Equal(t, int64(1000+1), m.ItemsWritten, "items written are those DynamoDB took, and the marker")
 	progress := strings.Join(mockLog.GetOutput(ldlog.Info), "\n")
 	assert.Regexp(t, `init: \d+ of 1000 writes done`, progress)
+}
+
+// TestInitIgnoresUnrelatedRefusals hands back part of 10 % of the BatchWriteItem calls whatever
+// the rate they are sent at, with no write limit: sending slower cures nothing, so the pace must
+// never fall far below what the local server takes (thousands of units a second). Progress,
+// logged every 20 ms, names every pace; a pacer that reads each handed-back write as its own
+// excess falls to tens of units a second here, and takes ten times as long as the same Init
+// with no faults (the bound is four times, plus a second, for a busy machine).
+func TestInitIgnoresUnrelatedRefusals(t *testing.T) {
+	defer lddynamodb.SetInitProgressInterval(20 * time.Millisecond)()
+	data := flatFlags(3000)
+	clean, _ := testenv.Build(t, testenv.DataStore(testenv.NewTable(t)))
+	start := time.Now()
+	require.NoError(t, clean.Init(data))
+	cleanTime := time.Since(start)
+
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	inj.Set("BatchWriteItem", faults.Fault{UnprocessedRate: 0.1})
+	metrics := &lddynamodb.Metrics{}
+	store, mockLog := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).Metrics(metrics))
+	start = time.Now()
+	require.NoError(t, store.Init(data))
+	faultTime := time.Since(start)
+	t.Logf("%v with no faults, %v with 10 %% of calls handed back in part", cleanTime, faultTime)
+	assert.Zero(t, testenv.Lost(t, table, data))
+	assert.NotZero(t, metrics.Snapshot().ThrottledItems, "some writes were handed back")
+	assert.Less(t, faultTime, 4*cleanTime+time.Second, "slowed down by refusals that the rate did not cause")
+	paces := regexp.MustCompile(`paced to (\d+) write units`)
+	for _, line := range mockLog.GetOutput(ldlog.Info) {
+		for _, m := range paces.FindAllStringSubmatch(line, -1) {
+			pace, err := strconv.Atoi(m[1])
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, pace, 500, "slowed down by refusals that the rate did not cause: %s", line)
+		}
+	}
+}
+
+// TestInitPaceKeepsToTheDeadline starts an Init against a limit of 25 write units a second
+// that lifts after a second. The pacer learns the low limit, from which its slow rounds would
+// climb back far too late, but its floor (twice the rate that writes all the Init's units by
+// InitTimeout) lets the Init finish in time, and the progress log says when the floor sets the
+// pace. An Init that cannot finish names the pace in its error.
+func TestInitPaceKeepsToTheDeadline(t *testing.T) {
+	defer lddynamodb.SetInitProgressInterval(100 * time.Millisecond)()
+	data := flatFlags(1000)
+	t.Run("finishes", func(t *testing.T) {
+		table := testenv.NewTable(t)
+		inj := faults.New(1, nil)
+		inj.SetWriteSchedule(faults.Step{At: 0, Rate: 25}, faults.Step{At: time.Second, Rate: 1e6})
+		store, mockLog := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).
+			InitTimeout(10*time.Second))
+		require.NoError(t, store.Init(data))
+		assert.Zero(t, testenv.Lost(t, table, data))
+		assert.Regexp(t, `"features" paced to \d+ write units a second, its floor, twice the rate that writes all its units by the init timeout`,
+			strings.Join(mockLog.GetOutput(ldlog.Info), "\n"))
+	})
+	t.Run("times out", func(t *testing.T) {
+		table := testenv.NewTable(t)
+		inj := faults.New(1, nil)
+		inj.SetWriteRate(25)
+		store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).
+			InitTimeout(2*time.Second))
+		err := store.Init(data)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Regexp(t, `writes not done; "features" paced to \d+ write units a second`, err.Error())
+	})
 }
 
 // TestInitMetricsExactUnderPartialBatches checks that ItemsWritten and BytesWritten count what

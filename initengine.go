@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -45,8 +47,14 @@ type initRun struct {
 	changed chan struct{} // closed and replaced whenever a sender may have work
 }
 
+// paceDeadlineFactor is how much faster than the rate that would write all of a partition's
+// units by the Init's deadline it is paced at least: at that floor, the pace alone would let
+// the Init finish in half its time.
+const paceDeadlineFactor = 2
+
 // initPartition is the queue and pace of one partition key.
 type initPartition struct {
+	name    string
 	ready   []*initWrite // may be sent now
 	blocked int          // puts waiting for items they use
 	pace    pacer
@@ -68,12 +76,22 @@ func (s *store) runInit(ctx context.Context, plan *initPlan) error {
 		total:   len(plan.puts) + len(plan.deletes),
 		changed: make(chan struct{}),
 	}
+	units := map[*initPartition]int{}
+	for _, w := range plan.deletes {
+		units[run.partition(w.namespace)] += w.units
+	}
 	for _, w := range plan.puts {
 		p := run.partition(w.namespace)
+		units[p] += w.units
 		if w.waiting == 0 {
 			p.ready = append(p.ready, w)
 		} else {
 			p.blocked++
+		}
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		for _, p := range run.partitions {
+			p.pace.floor = paceDeadlineFactor * float64(units[p]) / max(time.Until(deadline).Seconds(), 1)
 		}
 	}
 	run.unacked = len(plan.puts)
@@ -101,7 +119,7 @@ func (s *store) runInit(ctx context.Context, plan *initPlan) error {
 func (run *initRun) partition(name string) *initPartition {
 	p := run.byName[name]
 	if p == nil {
-		p = &initPartition{}
+		p = &initPartition{name: name}
 		run.byName[name] = p
 		run.partitions = append(run.partitions, p)
 	}
@@ -137,14 +155,32 @@ func (run *initRun) logProgress() (stop func()) {
 				return
 			case <-ticker.C:
 				run.mu.Lock()
-				written, total, throttled := run.written, run.total, run.throttled
+				written, total, throttled, pacing := run.written, run.total, run.throttled, run.pacingLocked()
 				run.mu.Unlock()
-				run.s.loggers.Infof("table %q: init: %d of %d writes done (%d throttled so far)",
-					run.s.table, written, total, throttled)
+				run.s.loggers.Infof("table %q: init: %d of %d writes done (%d throttled so far)%s",
+					run.s.table, written, total, throttled, pacing)
 			}
 		}
 	}()
 	return func() { close(done) }
+}
+
+// pacingLocked describes the pace of each paced partition, for the progress log and the error
+// of an Init that runs out of time, saying so where the deadline's floor, not what DynamoDB
+// accepted, sets the pace.
+func (run *initRun) pacingLocked() string {
+	var b strings.Builder
+	for _, p := range run.partitions {
+		if !p.pace.paced() {
+			continue
+		}
+		fmt.Fprintf(&b, "; %q paced to %.0f write units a second", p.name, p.pace.pace())
+		if p.pace.held() {
+			fmt.Fprintf(&b, ", its floor, twice the rate that writes all its units by the init timeout (DynamoDB took about %.0f)",
+				p.pace.rate)
+		}
+	}
+	return b.String()
 }
 
 // send takes batches and writes them until the run is over.
@@ -162,7 +198,7 @@ func (run *initRun) send(ctx context.Context) error {
 		sent := time.Now()
 		out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
 			RequestItems: map[string][]types.WriteRequest{s.table: reqs},
-		}, s.callOpts...)
+		}, append(s.callOpts, withoutThroughputRetries)...)
 		var unprocessed []types.WriteRequest
 		if err == nil {
 			unprocessed = out.UnprocessedItems[s.table]
@@ -243,8 +279,8 @@ func (run *initRun) take(ctx context.Context) (*initPartition, []*initWrite, err
 		case <-ctx.Done():
 			run.mu.Lock()
 			if run.err == nil {
-				run.err = fmt.Errorf("%d of %d writes not done: %w (gave up: %w)",
-					run.total-run.written, run.total, cmp.Or(run.lastErr, errors.New("items still unprocessed")), ctx.Err())
+				run.err = fmt.Errorf("%d of %d writes not done%s: %w (gave up: %w)",
+					run.total-run.written, run.total, run.pacingLocked(), cmp.Or(run.lastErr, errors.New("items still unprocessed")), ctx.Err())
 				run.wakeLocked()
 			}
 			run.mu.Unlock()
@@ -280,11 +316,15 @@ func (run *initRun) finish(p *initPartition, batch []*initWrite, sent time.Time,
 		run.lastErr = err
 	}
 	now := time.Now()
+	units := 0
+	for _, w := range batch {
+		units += w.units
+	}
 	var back []*initWrite
 	switch {
 	case err != nil && isThroughputError(err):
 		back = batch
-		p.pace.observe(sent, now, 0, len(batch))
+		p.pace.observe(sent, now, units, 0)
 	case err != nil && isTransient(err):
 		// After the AWS SDK's own retries: wait longer before the batch's next attempt, without
 		// holding up the other batches.
@@ -298,14 +338,11 @@ func (run *initRun) finish(p *initPartition, batch []*initWrite, sent time.Time,
 		return
 	default:
 		back = pickUnprocessed(batch, unprocessed)
-		accepted := 0
-		for _, w := range batch {
-			accepted += w.units
-		}
+		accepted := units
 		for _, w := range back {
 			accepted -= w.units
 		}
-		p.pace.observe(sent, now, accepted, len(back))
+		p.pace.observe(sent, now, units, accepted)
 	}
 	if err == nil || isThroughputError(err) {
 		run.throttled += len(back)
@@ -368,6 +405,21 @@ func pickUnprocessed(batch []*initWrite, unprocessed []types.WriteRequest) []*in
 		}
 	}
 	return back
+}
+
+// withoutThroughputRetries keeps the AWS SDK from retrying a BatchWriteItem that DynamoDB
+// refused for want of capacity: the engine sends it again itself, at the pace that the refusal
+// teaches, where the SDK's retries would spend the capacity unseen by the pacer.
+func withoutThroughputRetries(o *dynamodb.Options) {
+	if r, ok := o.Retryer.(aws.RetryerV2); ok {
+		o.Retryer = throughputNotRetried{r}
+	}
+}
+
+type throughputNotRetried struct{ aws.RetryerV2 }
+
+func (r throughputNotRetried) IsErrorRetryable(err error) bool {
+	return !isThroughputError(err) && r.RetryerV2.IsErrorRetryable(err)
 }
 
 // isThroughputError says whether DynamoDB refused a call for want of capacity. Other throttling

@@ -2,49 +2,109 @@ package lddynamodb
 
 import "time"
 
+// The pacer: how fast Init sends to one partition key.
+//
+// DynamoDB hands writes back (UnprocessedItems, or ProvisionedThroughputExceededException) for
+// two kinds of reasons: the key gets more than its partition takes (1,000 write units a second,
+// or less while other writers share it), which sending slower cures; and everything else (other
+// writers' bursts, a storage node's hiccup, capacity moving), which sending slower does not cure
+// but only slows the Init. The two differ in how they answer the send rate: when the key is at
+// its limit, sending more gets no more accepted and a larger share handed back; refusals of the
+// other kind take the same share at any rate, and the accepted rate grows with the send rate.
+// So the pacer compares rounds sent at different paces, and follows these rules:
+//
+//  1. It sends freely until every one of the last paceRoundCalls answers handed writes back
+//     (unrelated refusals are scattered), then spends write units from a token bucket filled at
+//     its pace, at first half the rate DynamoDB accepted lately (some of which it had saved up).
+//  2. A round is at least paceRound and paceRoundCalls answered calls, all sent at one pace. It
+//     measures the share r of units handed back and the accepted rate A: (1-r) times the rate
+//     its calls were sent at.
+//  3. A round is an excess round, whose refusals the send rate caused, if r is above the noise
+//     (rule 6) by paceExcessShare (a clear excess, which ends the round early), or if it is a
+//     probe round (its pace was raised) that handed back more than the round before and the
+//     noise, by paceNoiseMargin, while A did not grow by half the step: sending more was not
+//     rewarded.
+//  4. After an excess round the pace is A, what DynamoDB took (a cut by paceMaxCut at most, as
+//     answers to calls sent at the old pace blur a round), and holds for paceCruiseRounds.
+//  5. After any other round the pace is the best A since the last excess round, raised by the
+//     noise (so that writes handed back for other reasons are paid for), times 1+step. The step
+//     starts at paceProbeStep and doubles, up to a gain of paceMaxGain, with each probe round
+//     whose A grew or that handed back no more than the noise: the pace keeps rising while
+//     calls are taken, faster the longer they are, so a limit that rises is found in a few
+//     rounds. Near the last limit found, it probes by paceProbeStep.
+//  6. The noise is the average share handed back by rounds that were no excess round: refusals
+//     that come whatever the rate raise it, and so never slow the pace.
+//  7. The pace never falls below minPaceRate, nor below the floor that the engine sets from the
+//     Init's deadline (paceDeadlineFactor times the rate that writes what is left before it), so
+//     that while DynamoDB takes writes at all, the pace never keeps an Init from finishing.
 const (
-	// minPaceRate is the slowest pace, in write units a second, that throttling brings a
-	// partition down to: one full batch a second.
+	// minPaceRate is the slowest pace, in write units a second: one full batch a second.
 	minPaceRate = maxBatchWriteItems
-	// paceDecrease is the factor by which a throttle slows a partition's pace, at most once per
-	// paceDecreaseInterval; each unit accepted while not throttled raises it by paceIncrease.
-	paceDecrease         = 0.9
-	paceDecreaseInterval = 200 * time.Millisecond
-	paceIncrease         = 0.5
+	// paceRound and paceRoundCalls are the least time and the least answered calls of a round.
+	paceRound      = 200 * time.Millisecond
+	paceRoundCalls = 4
+	// paceLongRound ends a round of fewer calls, at a slow pace.
+	paceLongRound = 4 * paceRound
+	// paceExcessShare is how far above the noise a share handed back is a clear excess.
+	paceExcessShare = 0.15
+	// paceNoiseMargin is how much more a probe round must hand back to tell of excess.
+	paceNoiseMargin = 0.03
+	// paceNoiseWeight is the weight of the last round in the noise average.
+	paceNoiseWeight = 0.25
+	// paceMaxCut is the most that one excess round cuts the pace by.
+	paceMaxCut = 0.25
+	// paceCruiseRounds is how many rounds the pace holds after an excess round.
+	paceCruiseRounds = 2
+	// paceProbeStep is the first step of a probe, and paceMaxGain the largest gain.
+	paceProbeStep = 0.05
+	paceMaxGain   = 1.5
 	// paceBurst is how much sending a paced partition may save up while it waits.
 	paceBurst = 50 * time.Millisecond
 )
 
-// pacer paces the writes to one partition key. It sends freely until DynamoDB first throttles
-// the key; from then on it spends write units from a bucket filled at rate units a second, which
-// it sets to what DynamoDB accepts, learnt from the answers (additive increase, multiplicative
-// decrease):
-//   - at the first throttle, to the units accepted over the last second;
-//   - at each throttle after, never below the rate of units accepted in calls sent since the
-//     first throttle, over the last second at most (DynamoDB sustains that much: capacity it had
-//     saved up is spent by then), nor minPaceRate: at the second, to that rate; later, down by
-//     paceDecrease. It slows at most once per paceDecreaseInterval, and only for calls sent
-//     after it last slowed, whose answers tell of the new pace;
-//   - for each unit accepted in a call with nothing throttled, up by paceIncrease.
+// pacer paces the writes to one partition key (see the rules above).
 type pacer struct {
-	rate      float64 // 0 until the first throttle
-	tokens    float64
-	at        time.Time // when tokens was last brought up to date
-	slowedAt  time.Time
-	throttled time.Time // the first throttle
-	// calibrated says that the rate was set once from what DynamoDB accepted after the first
-	// throttle.
-	calibrated bool
-	// accepted holds the units accepted in calls sent over the last second, and acceptedSum
-	// their sum.
-	accepted    []acceptedUnits
-	acceptedSum int
+	rate   float64 // 0 until the first excess round
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
+	// floor is the least pace the engine allows, from the Init's deadline.
+	floor float64
+
+	round time.Time // when the current round started (its pace was set)
+	// calls, units and accepted count the calls sent in the round and answered; taken counts
+	// the units accepted in every answer received during the round, whenever its call was sent,
+	// and recent are the last paceRoundCalls answers.
+	calls, units, accepted, taken int
+	lastShare                     float64 // the share handed back in the last round
+	lastTaken                     int     // taken in the last round, which lasted lastElapsed
+	lastElapsed                   time.Duration
+	// firstSent and lastSent are the first and the latest send of the round's answered calls,
+	// and lastUnits the units of the latest.
+	firstSent, lastSent time.Time
+	lastUnits           int
+	recent              [paceRoundCalls]paceAnswer
+	answers             int
+
+	best   float64 // the best accepted rate since the last excess round
+	limit  float64 // the pace set by the last excess round
+	noise  float64
+	cruise int     // rounds left before the next probe
+	step   float64 // the step of the current probe; 0 if the round is no probe
 }
 
-type acceptedUnits struct {
-	at    time.Time
-	units int
+// paceAnswer is the units of one call and how many DynamoDB accepted.
+type paceAnswer struct{ units, accepted int }
+
+// pace is the rate at which the bucket fills.
+func (p *pacer) pace() float64 {
+	return max(p.rate, p.floor, minPaceRate)
 }
+
+// paced says whether the pacer holds sends back at all.
+func (p *pacer) paced() bool { return p.rate > 0 }
+
+// held says whether the deadline's floor, not what DynamoDB accepted, sets the pace.
+func (p *pacer) held() bool { return p.rate > 0 && p.floor > max(p.rate, minPaceRate) }
 
 // wait is how long to wait before the next batch may be sent.
 func (p *pacer) wait(now time.Time) time.Duration {
@@ -55,16 +115,20 @@ func (p *pacer) wait(now time.Time) time.Duration {
 	if p.tokens >= 0 {
 		return 0
 	}
-	return time.Duration(-p.tokens / p.rate * float64(time.Second))
+	return time.Duration(-p.tokens / p.pace() * float64(time.Second))
 }
 
 func (p *pacer) refill(now time.Time) {
-	p.tokens = min(p.tokens+now.Sub(p.at).Seconds()*p.rate, p.rate*paceBurst.Seconds())
+	rate := p.pace()
+	p.tokens = min(p.tokens+now.Sub(p.at).Seconds()*rate, rate*paceBurst.Seconds())
 	p.at = now
 }
 
 // spend takes the units of a batch being sent; the bucket may go into debt by one batch.
 func (p *pacer) spend(units int, now time.Time) {
+	if p.round.IsZero() {
+		p.round = now
+	}
 	if p.rate == 0 {
 		return
 	}
@@ -72,47 +136,118 @@ func (p *pacer) spend(units int, now time.Time) {
 	p.tokens -= float64(units)
 }
 
-// observe learns from the answer to a call sent at sent: accepted units, and how many writes
-// were throttled.
-func (p *pacer) observe(sent, now time.Time, accepted, throttled int) {
-	p.accepted = append(p.accepted, acceptedUnits{sent, accepted})
-	p.acceptedSum += accepted
-	for len(p.accepted) > 0 && now.Sub(p.accepted[0].at) > time.Second {
-		p.acceptedSum -= p.accepted[0].units
-		p.accepted = p.accepted[1:]
-	}
-	switch {
-	case throttled == 0 && p.rate > 0:
-		p.rate += paceIncrease * float64(accepted)
-	case throttled == 0:
-	case p.rate == 0:
-		p.rate = max(float64(p.acceptedSum), minPaceRate)
-		p.tokens, p.at, p.slowedAt, p.throttled = 0, now, now, now
-	case sent.After(p.slowedAt) && now.Sub(p.slowedAt) >= paceDecreaseInterval:
-		rate := p.rate * paceDecrease
-		if !p.calibrated {
-			// The first rate counted capacity that DynamoDB had saved up; what it accepted
-			// since is the rate it sustains.
-			rate, p.calibrated = 0, true
+// observe learns from the answer, at now, to a call sent at sent with units write units, of
+// which DynamoDB accepted accepted.
+func (p *pacer) observe(sent, now time.Time, units, accepted int) {
+	p.taken += accepted
+	p.recent[p.answers%paceRoundCalls] = paceAnswer{units, accepted}
+	p.answers++
+	if !sent.Before(p.round) {
+		p.calls++
+		p.units += units
+		p.accepted += accepted
+		if !sent.Before(p.lastSent) {
+			p.lastSent, p.lastUnits = sent, units
 		}
-		p.rate = max(rate, p.acceptedRate(now), minPaceRate)
-		p.slowedAt = now
+		if p.calls == 1 || sent.Before(p.firstSent) {
+			p.firstSent = sent
+		}
 	}
-
+	elapsed := now.Sub(p.round)
+	// What DynamoDB took during this round and the last, by the answers' time, which no
+	// bunching of sends and no retry inside the AWS SDK distorts.
+	taken := float64(p.taken+p.lastTaken) / max(elapsed+p.lastElapsed, time.Millisecond).Seconds()
+	if p.rate == 0 {
+		if p.answers >= paceRoundCalls && everyRefused(p.recent[:]) {
+			// Unpaced, an excess shows as every call handed back at least in part, where
+			// unrelated refusals are scattered. The first pace is half what DynamoDB took
+			// lately, some of which it had saved up; the next rounds measure.
+			p.endRound(now, elapsed, recentShare(p.recent[:]), taken/2, true)
+		} else if elapsed >= paceRound && p.calls > 0 {
+			share := 1 - float64(p.accepted)/float64(p.units)
+			p.endRound(now, elapsed, share, taken, false)
+		}
+		return
+	}
+	if p.calls < paceRoundCalls && (p.calls == 0 || elapsed < paceLongRound) {
+		return
+	}
+	share := 1 - float64(p.accepted)/float64(p.units)
+	clear := share >= p.noise+paceExcessShare
+	if elapsed < paceRound && (!clear || elapsed < paceRound/4 || p.calls < 2*paceRoundCalls) {
+		return // a clear excess ends the round early
+	}
+	// The accepted rate is what the round's calls had accepted, at their pace or, if they were
+	// sent slower, at the rate they were sent.
+	sendRate := p.rate
+	if span := p.lastSent.Sub(p.firstSent); span > 0 {
+		sendRate = min(sendRate, float64(p.units-p.lastUnits)/span.Seconds())
+	}
+	acceptedRate := (1 - share) * sendRate
+	// A probe round sent more: if more was handed back than before and no more accepted, the
+	// rate is the cause. Rounds at an unchanged pace only show a clear excess.
+	rose := share > max(p.noise, p.lastShare)+paceNoiseMargin
+	excess := clear || (p.step > 0 && rose && acceptedRate <= p.best*(1+p.step/2))
+	p.endRound(now, elapsed, share, acceptedRate, excess)
 }
 
-// acceptedRate is the rate of units accepted in calls sent since the first throttle, over the
-// last second at most.
-func (p *pacer) acceptedRate(now time.Time) float64 {
-	since := now.Add(-time.Second)
-	if p.throttled.After(since) {
-		since = p.throttled
+// recentShare is the share of units that answers handed back.
+func recentShare(answers []paceAnswer) float64 {
+	units, accepted := 0, 0
+	for _, a := range answers {
+		units += a.units
+		accepted += a.accepted
 	}
-	units := 0
-	for _, a := range p.accepted {
-		if a.at.After(since) {
-			units += a.units
+	return 1 - float64(accepted)/float64(max(units, 1))
+}
+
+// everyRefused says whether every one of answers handed units back.
+func everyRefused(answers []paceAnswer) bool {
+	for _, a := range answers {
+		if a.accepted == a.units {
+			return false
 		}
 	}
-	return float64(units) / now.Sub(since).Seconds()
+	return true
+}
+
+// endRound applies the rules to a round of elapsed that handed back share of its units and
+// accepted acceptedRate units a second, and starts the next round.
+func (p *pacer) endRound(now time.Time, elapsed time.Duration, share, acceptedRate float64, excess bool) {
+	// The accepted rate grew with the send rate, or nothing beyond the noise was handed back:
+	// either way the send rate was not what DynamoDB refused.
+	grew := acceptedRate > p.best*(1+p.step/2) || share <= p.noise
+	switch {
+	case excess:
+		// Answers to calls sent before the round, at another pace, blur what it measured: one
+		// cut at most quarters the pace, and the next round measures again.
+		p.rate = max(acceptedRate, p.rate*paceMaxCut, minPaceRate)
+		p.best, p.limit = p.rate, p.rate
+		p.cruise, p.step = paceCruiseRounds, 0
+	default:
+		// What a round that was no excess handed back was not the rate's doing.
+		p.noise += paceNoiseWeight * (min(share, paceExcessShare) - p.noise)
+		p.best = max(p.best, acceptedRate)
+		switch {
+		case p.cruise > 0:
+			p.cruise--
+			p.step = 0
+		case p.step > 0 && grew:
+			p.step = min(2*p.step, paceMaxGain-1)
+		default:
+			p.step = paceProbeStep
+		}
+		if p.rate == 0 {
+			break
+		}
+		rate := p.best / (1 - min(p.noise, paceExcessShare)) * (1 + p.step)
+		if p.rate <= p.limit && rate > p.limit*(1+paceProbeStep) {
+			// Near the last limit found, probe in small steps.
+			rate, p.step = p.limit*(1+paceProbeStep), paceProbeStep
+		}
+		p.rate = rate
+	}
+	p.lastTaken, p.lastElapsed, p.lastShare = p.taken, elapsed, share
+	p.round, p.calls, p.units, p.accepted, p.taken = now, 0, 0, 0, 0
+	p.lastSent, p.lastUnits = time.Time{}, 0
 }

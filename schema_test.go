@@ -3,7 +3,6 @@ package lddynamodb
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
@@ -180,37 +179,4 @@ func TestLinkUsesCutsCycles(t *testing.T) {
 	assert.Equal(t, []*initWrite{b}, c.users, "b waits for c")
 	assert.Equal(t, []*initWrite{a}, b.users, "a waits for b; c's use of a closes the cycle and is cut")
 	assert.Equal(t, []*initWrite{d}, a.users, "d waits for a, not for itself")
-}
-
-// TestPacer follows one partition's pace through its answers, at fixed times.
-func TestPacer(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	var p pacer
-	p.observe(at(-2000), at(0), 25, 0) // answered more than a second after it was sent
-	p.spend(25, at(0))
-	p.observe(at(0), at(10), 25, 0)
-	assert.Zero(t, p.wait(at(10)), "unpaced until the first throttle")
-	for ms := 20; ms <= 500; ms += 20 {
-		p.observe(at(ms-10), at(ms), 100, 0)
-	}
-	p.observe(at(500), at(510), 5, 20)
-	assert.Equal(t, float64(25+25*100+5), p.rate, "the first throttle sets the units accepted in calls sent over the last second")
-	p.spend(25, at(510))
-	assert.InDelta(t, float64(25*time.Second)/p.rate, float64(p.wait(at(510))), float64(time.Microsecond),
-		"a batch spent from an empty bucket waits for its units")
-
-	p.observe(at(-1500), at(515), 10, 15) // a call sent long ago: too old to count, and no slowdown
-	assert.Equal(t, float64(25+25*100+5), p.rate)
-	for ms := 520; ms <= 700; ms += 20 {
-		p.observe(at(ms), at(ms+5), 20, 0)
-	}
-	assert.Equal(t, float64(25+25*100+5)+paceIncrease*200, p.rate, "calls taken whole raise the pace")
-	p.observe(at(705), at(710), 5, 20)
-	assert.InDelta(t, 205/0.2, p.rate, 0.001, "the second throttle sets the rate accepted from calls sent since the first")
-	rate := p.rate
-	p.observe(at(720), at(800), 0, 25)
-	assert.Equal(t, rate, p.rate, "at most one slowdown per interval")
-	p.observe(at(950), at(960), 0, 25)
-	assert.Equal(t, max(rate*paceDecrease, minPaceRate), p.rate, "then down by paceDecrease, not below minPaceRate")
 }

@@ -16,7 +16,10 @@
 // when it was sent and answered and which rows it wrote.
 //
 // SetWriteRate makes writes pass only at a number of write units a second per partition key, as
-// one DynamoDB partition does.
+// one DynamoDB partition does; SetWriteSchedule makes that number change over time, as when other
+// writers start or stop sharing the partition. Fault.UnprocessedRate hands back part of a share of
+// BatchWriteItem calls whatever the rate they are sent at, as DynamoDB does for reasons of its
+// own.
 //
 // Requests are forwarded as they are, except a partial BatchWriteItem, whose body is rewritten
 // after the client signed it: that suits local servers, which do not check signatures, and would
@@ -112,7 +115,8 @@ type Fault struct {
 	// ErrorRate answers InternalServerError (500) or ServiceUnavailable (503), chosen at random.
 	ErrorRate float64
 	// UnprocessedRate is the fraction of BatchWriteItem calls that process only part of their
-	// items (Unprocessed).
+	// items (Unprocessed). It is drawn for each call, so it does not depend on the rate at which
+	// calls are sent: refusals that sending slower does not cure.
 	UnprocessedRate float64
 	// ResetBeforeRate resets the connection before the server sees the call.
 	ResetBeforeRate float64
@@ -171,12 +175,90 @@ type Injector struct {
 	calls    []Call
 	requests int // numbers the fake request IDs
 
-	writeRate float64 // write units a second per partition key; 0 for no limit
-	buckets   map[string]*bucket
+	schedule Schedule  // write units a second per partition key; none for no limit
+	started  time.Time // the first write the schedule limited
+	buckets  map[string]*bucket
 }
 
-// bucket is the write capacity of one partition key: up to one second of writeRate, refilled
-// continuously.
+// Step is one step of a Schedule: from At (since the first write limited) on, Rate write units a
+// second per partition key.
+type Step struct {
+	At   time.Duration
+	Rate float64
+}
+
+// Schedule is a write limit that changes over time: its steps in order of At, the first at 0.
+type Schedule []Step
+
+// rate is the limit at d after the first write.
+func (s Schedule) rate(d time.Duration) float64 {
+	rate := 0.0
+	for _, step := range s {
+		if step.At <= d {
+			rate = step.Rate
+		}
+	}
+	return rate
+}
+
+// units is how many units the limit adds to a bucket from from to to.
+func (s Schedule) units(from, to time.Duration) float64 {
+	total := 0.0
+	for n, step := range s {
+		end := to
+		if n+1 < len(s) && s[n+1].At < end {
+			end = s[n+1].At
+		}
+		if begin := max(from, step.At); end > begin {
+			total += (end - begin).Seconds() * step.Rate
+		}
+	}
+	return total
+}
+
+// Floor is the least time in which units write units can pass to one partition key under the
+// schedule, sent from its start: one second of the first rate at once (the bucket starts full),
+// then as fast as the schedule adds them. It is what a perfect sender takes.
+func (s Schedule) Floor(units float64) time.Duration {
+	return s.FloorAt(units, 0)
+}
+
+// FloorAt is Floor for a sender that can send at most sendRate units a second (0 for no bound):
+// the least time a perfect sender on a machine that fast takes.
+func (s Schedule) FloorAt(units, sendRate float64) time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	if sendRate <= 0 {
+		left := units - s[0].Rate
+		for n, step := range s {
+			if left <= 0 {
+				return step.At
+			}
+			if n+1 == len(s) || step.Rate*(s[n+1].At-step.At).Seconds() >= left {
+				return step.At + time.Duration(left/step.Rate*float64(time.Second))
+			}
+			left -= step.Rate * (s[n+1].At - step.At).Seconds()
+		}
+		return s[len(s)-1].At
+	}
+	// A millisecond at a time: the bucket fills as the schedule says, and the sender takes what
+	// it holds, at most sendRate.
+	const tick = time.Millisecond
+	bucket, passed := s[0].Rate, 0.0
+	for t := time.Duration(0); ; t += tick {
+		bucket = min(s.rate(t), bucket+s.units(t, t+tick))
+		sent := min(bucket, sendRate*tick.Seconds(), units-passed)
+		bucket -= sent
+		passed += sent
+		if passed >= units {
+			return t + tick
+		}
+	}
+}
+
+// bucket is the write capacity of one partition key: up to one second of the current rate,
+// refilled continuously.
 type bucket struct {
 	units float64
 	at    time.Time
@@ -210,20 +292,38 @@ func (i *Injector) ClientOption() func(*dynamodb.Options) {
 // none; a PutItem, UpdateItem or DeleteItem whose key's bucket is empty fails so too. Zero turns
 // the limit off. Random and scripted faults come first: the limit applies to calls they pass.
 func (i *Injector) SetWriteRate(unitsPerSecond float64) {
+	if unitsPerSecond == 0 {
+		i.SetWriteSchedule()
+		return
+	}
+	i.SetWriteSchedule(Step{0, unitsPerSecond})
+}
+
+// SetWriteSchedule limits the writes of every partition key as SetWriteRate does, to a rate that
+// follows the steps, timed from the first write it limits; each key's bucket holds at most one
+// second of the current rate, so a falling limit also drops the capacity saved up. No steps turn
+// the limit off.
+func (i *Injector) SetWriteSchedule(steps ...Step) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.writeRate = unitsPerSecond
+	i.schedule = steps
+	i.started = time.Time{}
 	i.buckets = map[string]*bucket{}
 }
 
 // takeUnits takes units from a partition key's bucket if it holds them.
 func (i *Injector) takeUnits(namespace string, units int, now time.Time) bool {
+	if i.started.IsZero() {
+		i.started = now
+	}
+	d := now.Sub(i.started)
+	rate := i.schedule.rate(d)
 	b := i.buckets[namespace]
 	if b == nil {
-		b = &bucket{units: i.writeRate, at: now}
+		b = &bucket{units: rate, at: now}
 		i.buckets[namespace] = b
 	}
-	b.units = min(i.writeRate, b.units+now.Sub(b.at).Seconds()*i.writeRate)
+	b.units = min(rate, b.units+i.schedule.units(b.at.Sub(i.started), d))
 	b.at = now
 	if b.units < float64(units) {
 		return false
@@ -388,7 +488,7 @@ func (i *Injector) RoundTrip(req *http.Request) (*http.Response, error) {
 func (i *Injector) limitRate(op string, body []byte, call *Call) Action {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if i.writeRate == 0 {
+	if len(i.schedule) == 0 {
 		return Pass
 	}
 	now := time.Now()

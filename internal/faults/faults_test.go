@@ -296,3 +296,66 @@ func untimed(calls []faults.Call) []faults.Call {
 	}
 	return calls
 }
+
+// TestScheduleFloor checks the least time a perfect sender takes under a schedule.
+func TestScheduleFloor(t *testing.T) {
+	tests := []struct {
+		name     string
+		schedule faults.Schedule
+		units    float64
+		floor    time.Duration
+	}{
+		{"within the first second's units", faults.Schedule{{0, 1000}}, 800, 0},
+		{"steady", faults.Schedule{{0, 1000}}, 6000, 5 * time.Second},
+		{"falling", faults.Schedule{{0, 2000}, {time.Second, 500}}, 5000, 3 * time.Second},
+		{"rising", faults.Schedule{{0, 400}, {2 * time.Second, 2000}}, 5000, 3900 * time.Millisecond},
+		{"done before the step", faults.Schedule{{0, 400}, {2 * time.Second, 2000}}, 1000, 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.InDelta(t, tt.floor, tt.schedule.Floor(tt.units), float64(time.Microsecond))
+		})
+	}
+}
+
+// TestWriteScheduleFollowsItsSteps writes under a limit that rises, then under one that falls:
+// the bucket follows the rate of the moment, and holds at most one second of it.
+func TestWriteScheduleFollowsItsSteps(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	c := client(inj)
+	batch := func(prefix string, n int) []types.WriteRequest {
+		var writes []types.WriteRequest
+		for i := range n {
+			writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: row(fmt.Sprintf("%s-%d", prefix, i))}})
+		}
+		out, err := c.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{table: writes}})
+		require.NoError(t, err)
+		return out.UnprocessedItems[table]
+	}
+
+	inj.SetWriteSchedule(faults.Step{At: 0, Rate: 1}, faults.Step{At: 100 * time.Millisecond, Rate: 1000})
+	assert.Len(t, batch("rising", 25), 24, "one unit at first")
+	time.Sleep(150 * time.Millisecond)
+	assert.Empty(t, batch("risen", 25), "the risen rate refilled the bucket")
+
+	inj.SetWriteSchedule(faults.Step{At: 0, Rate: 1000}, faults.Step{At: 50 * time.Millisecond, Rate: 1})
+	assert.Empty(t, batch("falling", 25), "a second of the first rate at first")
+	time.Sleep(100 * time.Millisecond)
+	assert.Len(t, batch("fallen", 3), 2, "the fallen rate holds one unit at most, whatever was saved up")
+}
+
+// TestScheduleFloorAtASenderSpeed checks the floor of a sender that cannot send faster than a
+// given rate: no faster than sending everything at that rate, and no faster than the schedule.
+func TestScheduleFloorAtASenderSpeed(t *testing.T) {
+	steady := faults.Schedule{{0, 1000}}
+	assert.InDelta(t, 5*time.Second, steady.FloorAt(6000, 0), float64(time.Microsecond), "no bound: Floor")
+	assert.InDelta(t, 6*time.Second, steady.FloorAt(6000, 1000), float64(2*time.Millisecond), "at the limit's own rate, the saved second is no help")
+	assert.InDelta(t, 3*time.Second, steady.FloorAt(600, 200), float64(2*time.Millisecond), "slower than the limit: the sender's rate")
+	falling := faults.Schedule{{0, 2000}, {time.Second, 500}}
+	assert.InDelta(t, 3*time.Second, falling.FloorAt(5000, 1e9), float64(5*time.Millisecond), "fast enough: Floor")
+	// At 2,000 a second the sender writes 2,000 units in the first second (it cannot spend the
+	// saved ones that fast), then the 500 the bucket keeps at once, and 2,500 at 500 a second.
+	assert.InDelta(t, 6*time.Second, falling.FloorAt(5000, 2000), float64(5*time.Millisecond))
+}
