@@ -116,7 +116,7 @@ func (o *clientOptions) connect(ctx context.Context, loggers ldlog.Loggers) (con
 	// set them. Credentials are only fetched at the first call: the default chain may get them
 	// from a role, and Build makes no call.
 	if client.Options().Region == "" {
-		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS region: set AWS_REGION, a profile's region, or pass ClientConfig", o.table)
+		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS region: set AWS_REGION, a profile's region, or a Region in ClientConfig or ClientOptions", o.table)
 	}
 	if client.Options().Credentials == nil {
 		return connection{}, fmt.Errorf("lddynamodb: table %q: no AWS credentials found", o.table)
