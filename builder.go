@@ -35,6 +35,7 @@ type DataStoreBuilder struct {
 	batchConcurrency int
 	initTimeout      time.Duration
 	consistentReads  bool
+	largeItems       bool
 	staleMaxAge      time.Duration
 }
 
@@ -52,6 +53,7 @@ func DataStore(table string) *DataStoreBuilder {
 		batchConcurrency: DefaultBatchConcurrency,
 		initTimeout:      DefaultInitTimeout,
 		consistentReads:  true,
+		largeItems:       true,
 	}
 }
 
@@ -137,6 +139,19 @@ func (b *DataStoreBuilder) BatchConcurrency(n int) *DataStoreBuilder {
 // data that old. Writes, and the key Query of Init, stay strongly consistent.
 func (b *DataStoreBuilder) ConsistentReads(consistent bool) *DataStoreBuilder {
 	b.consistentReads = consistent
+	return b
+}
+
+// LargeItems sets whether flags and segments over DynamoDB's 400 KB item limit are stored
+// (true, the default) or skipped (false). A large item is stored compressed, in its main row or
+// in parts under a partition key of their own (docs/table.md); it costs one more Query per Get
+// and per GetAll, and only when such an item is there. Every other SDK and the Relay Proxy read
+// it as deleted. Turn it off when every service sharing the table must see the same flags: with
+// it off, a large item is missing for this store too (Init skips it with an error log and removes
+// its older rows, Upsert returns an error), as the official stores do. Items that fit in a row are
+// stored the same way either way, and large items already in the table are read either way.
+func (b *DataStoreBuilder) LargeItems(enabled bool) *DataStoreBuilder {
+	b.largeItems = enabled
 	return b
 }
 

@@ -2,10 +2,12 @@ package lddynamodb
 
 import (
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 )
 
 // SetBeforeUpsertWrite makes a store built by this package call hook in every Upsert, after the
@@ -41,4 +43,27 @@ func ClientOptionsOf(s any) dynamodb.Options {
 		return s.client.(*dynamodb.Client).Options()
 	}
 	panic(fmt.Sprintf("not a store of this package: %T", s))
+}
+
+// SetOrphanPartsGrace makes Init remove parts that no row names once they are d old, and
+// returns a function that restores the default.
+func SetOrphanPartsGrace(d time.Duration) (restore func()) {
+	old := orphanPartsGrace
+	orphanPartsGrace = d
+	return func() { orphanPartsGrace = old }
+}
+
+// CompressedItemAt is an item (key "f", version 1) whose main row, with its gzip data inline,
+// is exactly size bytes; GzipItemAt one whose gzip data is exactly size bytes.
+func CompressedItemAt(t testing.TB, size int) ldstoretypes.SerializedItemDescriptor {
+	return compressedAt(t, size)
+}
+
+// GzipItemAt is an item (key "f", version 1) whose gzip data is exactly size bytes.
+func GzipItemAt(t testing.TB, size int) ldstoretypes.SerializedItemDescriptor { return gzipAt(t, size) }
+
+// PartCapacity is how many bytes of data a part of an item with this key and version holds, in
+// a store with no prefix.
+func PartCapacity(key string, version int) int {
+	return partCapacity("features:parts", partKeyPrefix(key, version, newPartsID(time.Now())))
 }

@@ -17,7 +17,12 @@ var (
 	// storedRowsQuery is namespaceQuery reading only what Init compares.
 	storedRowsQuery = buildFixed(expression.NewBuilder().
 			WithKeyCondition(expression.Key(AttrNamespace).Equal(expression.Value(perCall))).
-			WithProjection(expression.NamesList(expression.Name(AttrKey), expression.Name(attrVersion), expression.Name(attrItem))))
+			WithProjection(expression.NamesList(expression.Name(AttrKey), expression.Name(attrVersion), expression.Name(attrItem),
+			expression.Name(attrEncoding), expression.Name(attrDigest), expression.Name(attrParts), expression.Name(attrPartsID))))
+	// partKeysQuery is namespaceQuery reading only the keys, for the parts of large items.
+	partKeysQuery = buildFixed(expression.NewBuilder().
+			WithKeyCondition(expression.Key(AttrNamespace).Equal(expression.Value(perCall))).
+			WithProjection(expression.NamesList(expression.Name(AttrKey))))
 	// upsertCondition writes a row only if it is older than the version given per call: versions
 	// never go backwards, whoever writes. A row whose version is missing or not a number (an absent
 	// row has none either) cannot be compared, so it is overwritten, as Init rewrites it: refusing

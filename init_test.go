@@ -2,6 +2,7 @@ package lddynamodb_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -270,11 +273,13 @@ func TestRowSizeAgreesWithTheServerAtTheLimit(t *testing.T) {
 // TestInitSkipsItemsDynamoDBCannotHold checks the boundaries: a row of exactly MaxItemBytes and a
 // key of exactly MaxSortKeyBytes are written; one byte more, or an empty key, is skipped with an
 // error log, counted, and its older row removed, so that readers see the item missing rather
-// than outdated; the rest of the data is written and the store initialized.
+// than outdated; the rest of the data is written and the store initialized. Large items are off,
+// so that rows over the limit are skipped as they were before them (TestLargeItemBoundaries
+// checks the same sizes with large items on).
 func TestInitSkipsItemsDynamoDBCannotHold(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store, mockLog := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
+	store, mockLog := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).LargeItems(false))
 	longKey := strings.Repeat("k", lddynamodb.MaxSortKeyBytes)
 	tooLongKey := longKey + "k"
 	first := []ldstoretypes.KeyedSerializedItemDescriptor{
@@ -316,7 +321,7 @@ func TestInitSkipsItemsDynamoDBCannotHold(t *testing.T) {
 	// The StaleIfError layer does not remember what the table does not hold: with DynamoDB
 	// unreachable, the skipped item reads as missing, not as the version that was never stored.
 	inj := faults.New(1, nil)
-	stale, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).StaleIfError(time.Hour))
+	stale, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).StaleIfError(time.Hour).LargeItems(false))
 	require.NoError(t, stale.Init(testenv.AllData(first, nil)))
 	require.NoError(t, stale.Init(testenv.AllData(second, nil)))
 	inj.SetAll(faults.Fault{Outage: true})
@@ -333,7 +338,7 @@ func TestInitSkipsItemsDynamoDBCannotHold(t *testing.T) {
 func TestUpsertRefusesWhatDynamoDBCannotHold(t *testing.T) {
 	table := testenv.NewTable(t)
 	metrics := &lddynamodb.Metrics{}
-	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).LargeItems(false))
 	longKey := strings.Repeat("k", lddynamodb.MaxSortKeyBytes)
 	for _, ok := range []ldstoretypes.KeyedSerializedItemDescriptor{
 		flagOfRowSize(t, "at-limit", 1, lddynamodb.MaxItemBytes), testenv.Flag(longKey, 1, 0),
@@ -366,4 +371,34 @@ func TestUpsertRefusesWhatDynamoDBCannotHold(t *testing.T) {
 	over, _ := testenv.Build(t, testenv.DataStore(table).Prefix(prefix+"p"))
 	_, err = over.Upsert(features, "f", testenv.Flag("f", 1, 0).Item)
 	require.ErrorContains(t, err, "bytes, over DynamoDB's partition key limit of 2048")
+}
+
+// quotedFlag is a flag whose row is about size bytes and whose JSON is almost all `\"` (a
+// variation of double quotes): on the wire, where the JSON is escaped again, it takes twice its
+// row size.
+func quotedFlag(key string, size int) ldstoretypes.KeyedSerializedItemDescriptor {
+	flag := ldbuilders.NewFlagBuilder(key).Version(1).On(true).
+		Variations(ldvalue.Bool(true), ldvalue.String(strings.Repeat(`"`, size/2-200))).FallthroughVariation(0).Build()
+	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
+		Version: 1, SerializedItem: features.Serialize(ldstoretypes.ItemDescriptor{Version: 1, Item: &flag})}}
+}
+
+// TestInitCutsBatchesByRequestSize writes 25 legal rows of about 390 KB whose JSON is mostly
+// escaped quotes: one batch of them is over 16 MB as sent (the local server answers 413), so Init
+// must cut batches by encoded size as well as by count.
+func TestInitCutsBatchesByRequestSize(t *testing.T) {
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics).BatchConcurrency(1))
+	var flags []ldstoretypes.KeyedSerializedItemDescriptor
+	for i := range 25 {
+		f := quotedFlag(fmt.Sprintf("quoted-%02d", i), 390_000)
+		require.LessOrEqual(t, lddynamodb.RowSize(testenv.ItemRow("features", f.Key, f.Item)), lddynamodb.MaxItemBytes)
+		flags = append(flags, f)
+	}
+	data := testenv.AllData(flags, nil)
+	require.NoError(t, store.Init(data))
+	assert.Zero(t, testenv.Lost(t, table, data))
+	assert.Equal(t, int64(2), metrics.Snapshot().Calls["BatchWriteItem"], "25 rows of 780 KB as sent go in two requests")
+	assert.Zero(t, partCount(t, table, features), "every row fits: none is stored large")
 }

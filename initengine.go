@@ -20,7 +20,10 @@ import (
 // (prerequisite flags, segments of segmentMatch clauses) is acknowledged; deletes go out once
 // every put is; the marker last. Items whose dependencies are written go out together, up to
 // BatchConcurrency calls at once, and each partition key (flags, segments) is paced to the
-// write rate that DynamoDB accepts, learnt from its UnprocessedItems and throughput errors.
+// write rate that DynamoDB accepts, learnt from its UnprocessedItems and throughput errors. The
+// parts of large items have partition keys of their own, paced as any other; a large item's
+// main row waits for its parts like a put for the items it uses, and the delete of a removed
+// large item's parts for the delete of its main row.
 
 // initProgressInterval is how often a running Init logs how far it got.
 var initProgressInterval = 5 * time.Second
@@ -130,7 +133,11 @@ func (run *initRun) partition(name string) *initPartition {
 func (run *initRun) startDeletes() {
 	for _, w := range run.deletes {
 		p := run.partition(w.namespace)
-		p.ready = append(p.ready, w)
+		if w.waiting == 0 {
+			p.ready = append(p.ready, w)
+		} else {
+			p.blocked++
+		}
 	}
 	run.unacked = len(run.deletes)
 	run.deletes = nil
@@ -208,7 +215,7 @@ func (run *initRun) send(ctx context.Context) error {
 }
 
 // take waits for a batch that may be sent: the next partition in turn with ready writes, no
-// backoff and pace to spare. A batch is sent short of 25 writes only if its partition has no
+// backoff and pace to spare. Batches are cut at 25 writes or 16 MB as sent. A batch is sent short of 25 writes only if its partition has no
 // puts waiting or no call in flight carries writes that puts wait for. It returns no partition when the run
 // is over, with the error that ended it, if any.
 func (run *initRun) take(ctx context.Context) (*initPartition, []*initWrite, error) {
@@ -247,7 +254,7 @@ func (run *initRun) take(ctx context.Context) (*initPartition, []*initWrite, err
 				}
 				continue
 			}
-			n := min(len(p.ready), maxBatchWriteItems)
+			n := batchLength(p.ready)
 			batch := p.ready[:n:n]
 			p.ready = p.ready[n:]
 			units, resent := 0, 0
@@ -291,6 +298,17 @@ func (run *initRun) take(ctx context.Context) (*initPartition, []*initWrite, err
 			timer.Stop()
 		}
 	}
+}
+
+// batchLength is how many of the ready writes go in the next batch: at most maxBatchWriteItems,
+// and no more than fit in maxBatchWriteBytes.
+func batchLength(ready []*initWrite) int {
+	n, bytes := 0, 0
+	for n < len(ready) && n < maxBatchWriteItems && (n == 0 || bytes+ready[n].wireBytes <= maxBatchWriteBytes) {
+		bytes += ready[n].wireBytes
+		n++
+	}
+	return n
 }
 
 // releases says whether a batch carries writes that other puts wait for.
@@ -370,6 +388,10 @@ func (run *initRun) finish(p *initPartition, batch []*initWrite, sent time.Time,
 func (run *initRun) ack(w *initWrite) {
 	run.written++
 	run.unacked--
+	if w.partBytes > 0 {
+		run.s.rec.add(countPartsWritten, 1)
+		run.s.rec.add(countPartBytesWritten, w.partBytes)
+	}
 	for _, user := range w.users {
 		user.waiting--
 		if user.waiting == 0 {

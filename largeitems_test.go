@@ -108,33 +108,46 @@ func withoutLargeAttrs(row map[string]types.AttributeValue) map[string]types.Att
 	return out
 }
 
-// compressedAt finds an item whose inline main row is exactly size bytes, varying the length of
-// noisy padding (which gzip shrinks by about a quarter, so lengths near any target exist).
-func compressedAt(t *testing.T, size int) ldstoretypes.SerializedItemDescriptor {
-	t.Helper()
-	inline := func(n int) (ldstoretypes.SerializedItemDescriptor, int) {
-		item := jsonItem("f", 1, n, noisy, rand.New(rand.NewSource(7)))
+// compressedAt finds an item (key "f", version 1) whose inline main row is exactly size bytes.
+func compressedAt(t testing.TB, size int) ldstoretypes.SerializedItemDescriptor {
+	return sizedByPadding(t, size, func(item ldstoretypes.SerializedItemDescriptor) int {
 		rows, _ := encodeItem("features", "f", item, true, testPartsID)
 		rows.main[attrData] = &types.AttributeValueMemberB{Value: gzipData(item.SerializedItem)}
 		delete(rows.main, attrPartsID)
 		rows.main[attrParts] = &types.AttributeValueMemberN{Value: "0"}
-		return item, RowSize(rows.main)
+		return RowSize(rows.main)
+	})
+}
+
+// gzipAt finds an item (key "f", version 1) whose gzip data is exactly size bytes.
+func gzipAt(t testing.TB, size int) ldstoretypes.SerializedItemDescriptor {
+	return sizedByPadding(t, size, func(item ldstoretypes.SerializedItemDescriptor) int {
+		return len(gzipData(item.SerializedItem))
+	})
+}
+
+// sizedByPadding finds an item whose measure is exactly size, varying the length of noisy
+// padding (which gzip shrinks by about a quarter, so lengths near any target exist).
+func sizedByPadding(t testing.TB, size int, measure func(ldstoretypes.SerializedItemDescriptor) int) ldstoretypes.SerializedItemDescriptor {
+	t.Helper()
+	at := func(n int) ldstoretypes.SerializedItemDescriptor {
+		return jsonItem("f", 1, n, noisy, rand.New(rand.NewSource(7)))
 	}
 	lo, hi := size, size*2
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if _, s := inline(mid); s < size {
+		if measure(at(mid)) < size {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
 	for n := lo - 50; n < lo+200; n++ {
-		if item, s := inline(n); s == size {
+		if item := at(n); measure(item) == size {
 			return item
 		}
 	}
-	t.Fatalf("no padding gives an inline row of %d bytes", size)
+	t.Fatalf("no padding gives a size of %d bytes", size)
 	return ldstoretypes.SerializedItemDescriptor{}
 }
 

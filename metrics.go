@@ -30,7 +30,8 @@ type MetricsSnapshot struct {
 	// Errors is the number of calls that failed, by operation name. A conditional write that was
 	// refused because the stored version was newer is not an error.
 	Errors map[string]int64
-	// ItemsWritten counts the rows put or deleted, by PutItem or BatchWriteItem.
+	// ItemsWritten counts the rows put or deleted, by PutItem or BatchWriteItem, large items'
+	// parts included.
 	ItemsWritten int64
 	// BytesWritten is the size of the rows put, as DynamoDB counts them (names plus values).
 	BytesWritten int64
@@ -48,8 +49,14 @@ type MetricsSnapshot struct {
 	// store's own sends: retries that the AWS SDK's retryer makes inside one call are not seen.
 	ResentItems int64
 	// SkippedItems counts the items that Init or Upsert did not write because DynamoDB cannot
-	// hold them (over MaxItemBytes, or a key empty or over its limit).
+	// hold them (over MaxItemBytes with LargeItems(false), over MaxLargeItemBytes, or a key
+	// empty or over its limit).
 	SkippedItems int64
+	// PartsWritten counts the part rows of large items that were written (they are also in
+	// ItemsWritten), and PartBytesWritten their size as DynamoDB counts it (also in
+	// BytesWritten). PartsRead and PartBytesRead count the part rows that reads returned.
+	PartsWritten, PartBytesWritten int64
+	PartsRead, PartBytesRead       int64
 }
 
 // TotalCalls is the number of API calls of all operations.
@@ -148,10 +155,14 @@ func addCount(ctx context.Context, c metric.Int64Counter, n int, opts []metric.A
 type count int
 
 const (
-	countThrottled  count = iota // Init's write requests that DynamoDB did not take for lack of capacity
-	countResent                  // Init's write requests sent again, once per extra send
-	countSkipped                 // items not written because DynamoDB cannot hold them
-	countStaleReads              // failed reads answered from the StaleIfError layer
+	countThrottled        count = iota // Init's write requests that DynamoDB did not take for lack of capacity
+	countResent                        // Init's write requests sent again, once per extra send
+	countSkipped                       // items not written because DynamoDB cannot hold them
+	countStaleReads                    // failed reads answered from the StaleIfError layer
+	countPartsWritten                  // part rows of large items written
+	countPartBytesWritten              // their size
+	countPartsRead                     // part rows of large items that reads returned
+	countPartBytesRead                 // their size
 )
 
 // counts gives each count its field and its OpenTelemetry counter (docs/metrics.md).
@@ -167,6 +178,14 @@ var counts = [...]struct {
 		"Items not written because DynamoDB cannot hold them."},
 	countStaleReads: {func(s *MetricsSnapshot) *int64 { return &s.StaleReads }, "lddynamodb.stale.reads", "{read}",
 		"Failed reads answered from the StaleIfError layer."},
+	countPartsWritten: {func(s *MetricsSnapshot) *int64 { return &s.PartsWritten }, "lddynamodb.parts.written", "{part}",
+		"Part rows of large items put and acknowledged by DynamoDB (also in lddynamodb.items.written)."},
+	countPartBytesWritten: {func(s *MetricsSnapshot) *int64 { return &s.PartBytesWritten }, "lddynamodb.parts.bytes.written", "By",
+		"Size of the part rows of large items put (also in lddynamodb.bytes.written)."},
+	countPartsRead: {func(s *MetricsSnapshot) *int64 { return &s.PartsRead }, "lddynamodb.parts.read", "{part}",
+		"Part rows of large items that reads returned."},
+	countPartBytesRead: {func(s *MetricsSnapshot) *int64 { return &s.PartBytesRead }, "lddynamodb.parts.bytes.read", "By",
+		"Size of the part rows of large items that reads returned."},
 }
 
 // add adds n to a count.

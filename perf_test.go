@@ -83,6 +83,7 @@ func perfAllKeyQueryPages(t testing.TB, table string, data []ldstoretypes.Serial
 	var pages int64
 	for _, coll := range data {
 		pages += perfKeyQueryPages(t, table, coll.Kind.GetName())
+		pages += perfKeyQueryPages(t, table, lddynamodb.PartsNamespace("", coll.Kind))
 	}
 	return pages
 }
@@ -151,13 +152,13 @@ func TestInitCallCounts(t *testing.T) {
 		{Kind: changed[1].Kind, Items: changed[1].Items[:segments-7]},
 	}
 	steps := []step{
-		{name: "cold", data: data, puts: data, pages: 2},
-		{name: "unchanged", data: data, pages: 3},
-		{name: "10% changed", data: changed, pages: 3, puts: []ldstoretypes.SerializedCollection{
+		{name: "cold", data: data, puts: data, pages: 4},
+		{name: "unchanged", data: data, pages: 5},
+		{name: "10% changed", data: changed, pages: 5, puts: []ldstoretypes.SerializedCollection{
 			{Kind: changed[0].Kind, Items: changed[0].Items[:110]},
 			{Kind: changed[1].Kind, Items: changed[1].Items[:11]},
 		}},
-		{name: "keys removed and one added", data: removed, deletes: []int{30, 7}, pages: 3, puts: []ldstoretypes.SerializedCollection{
+		{name: "keys removed and one added", data: removed, deletes: []int{30, 7}, pages: 5, puts: []ldstoretypes.SerializedCollection{
 			{Kind: removed[0].Kind, Items: removed[0].Items[flags-30:]},
 		}},
 	}
@@ -198,8 +199,8 @@ func TestInitCallCounts(t *testing.T) {
 }
 
 // TestColdInitCallCountMatchesFormula checks the formula for a cold Init of n items on
-// an empty table: ceil(n/25) BatchWriteItem calls, one Query per namespace (an empty namespace
-// is one page), and the marker.
+// an empty table: ceil(n/25) BatchWriteItem calls, one Query per namespace and per parts
+// namespace (an empty namespace is one page), and the marker.
 func TestColdInitCallCountMatchesFormula(t *testing.T) {
 	for _, n := range []int{1, 25, 26, 1000} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
@@ -207,7 +208,7 @@ func TestColdInitCallCountMatchesFormula(t *testing.T) {
 			metrics := &lddynamodb.Metrics{}
 			store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
 			require.NoError(t, store.Init(testenv.PerfData(n, 0, 1)))
-			assert.Equal(t, map[string]int64{"Query": 2, "BatchWriteItem": perfBatches(n), "PutItem": 1},
+			assert.Equal(t, map[string]int64{"Query": 4, "BatchWriteItem": perfBatches(n), "PutItem": 1},
 				perfCalls(metrics.Snapshot()))
 		})
 	}
@@ -365,9 +366,9 @@ func TestOnlyMeteredStoresAskForCapacity(t *testing.T) {
 			require.NoError(t, err)
 			_, err = store.Upsert(ldstoreimpl.Features(), data[0].Items[0].Key, data[0].Items[0].Item)
 			require.NoError(t, err)
-			// Init: 2 Query, 3 BatchWriteItem (2 of flags, 1 of segments), the marker; then Get,
-			// GetAll, Upsert.
-			assert.Equal(t, map[bool]int{metered: 9}, client.asked)
+			// Init: 4 Query (2 namespaces, 2 parts namespaces), 3 BatchWriteItem (2 of flags, 1 of
+			// segments), the marker; then Get, GetAll, Upsert.
+			assert.Equal(t, map[bool]int{metered: 11}, client.asked)
 		})
 	}
 }
@@ -546,7 +547,7 @@ func TestEventuallyConsistentReads(t *testing.T) {
 			client := &perfRecordingClient{Client: testenv.Client(), consistent: map[string][]bool{}}
 			store, _ := testenv.Build(t, lddynamodb.DataStore(testenv.NewTable(t)).DynamoClient(client).ConsistentReads(consistent))
 			require.NoError(t, store.Init(testenv.PerfData(3, 2, 1)))
-			assert.Equal(t, map[string][]bool{"Query": {true, true}}, client.take(), "Init")
+			assert.Equal(t, map[string][]bool{"Query": {true, true, true, true}}, client.take(), "Init")
 
 			_, err := store.Get(features, "flag-00000")
 			require.NoError(t, err)

@@ -19,17 +19,21 @@ import (
 // store is the DynamoDB PersistentDataStore.
 //
 // DynamoDB calls per operation (n items, p = Query pages of 1 MB):
-//   - Init: one Query per kind (p pages) for the stored keys, versions and items; for each kind,
-//     ceil(w/25) BatchWriteItem for the w rows that changed, then as many for the rows that
-//     disappeared (a few more when items wait for the items they use, or DynamoDB throttles);
-//     one PutItem for the marker.
+//   - Init: one Query per kind (p pages) for the stored keys, versions and items, and one of its
+//     parts namespace; for each kind, ceil(w/25) BatchWriteItem for the w rows that changed,
+//     then as many for the rows that disappeared (a few more when items wait for the items they
+//     use, batches reach 16 MB, or DynamoDB throttles); one PutItem for the marker.
 //   - Get: one GetItem. GetAll: p Query pages. None for a key or namespace that no row can
 //     have, which is not found. Upsert: one conditional PutItem.
+//   - Large items in parts add one Query (pages as needed) to Get, one Query of the kind's parts
+//     namespace to GetAll when one is present, and the BatchWriteItem calls of the parts written
+//     and deleted to Upsert; Init reads each kind's parts namespace too (parts.go).
 //   - IsInitialized and IsStoreAvailable: one GetItem of the marker. The first Get or GetAll
 //     that finds nothing also reads the marker, once per store, unless IsInitialized has.
 type store struct {
 	tableClient
 	consistentReads  bool
+	largeItems       bool
 	batchConcurrency int
 	initTimeout      time.Duration
 	stale            *staleCache
@@ -48,6 +52,7 @@ func newStore(b *DataStoreBuilder, conn connection, loggers ldlog.Loggers) *stor
 	return &store{
 		tableClient:      tc,
 		consistentReads:  b.consistentReads,
+		largeItems:       b.largeItems,
 		batchConcurrency: b.batchConcurrency,
 		initTimeout:      b.initTimeout,
 		stale:            newStaleCache(b.staleMaxAge, loggers, tc.rec),
@@ -153,24 +158,19 @@ func (s *store) Get(kind ldstoretypes.DataKind, key string) (ldstoretypes.Serial
 		return ldstoretypes.SerializedItemDescriptor{}.NotFound(), nil
 	}
 	seq := s.stale.begin()
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &s.table,
-		Key:            rowKey(namespace, key),
-		ConsistentRead: &s.consistentReads,
-	}, s.callOpts...)
-	if err != nil {
+	item, err := s.readItem(ctx, namespace, key)
+	var rowErr *RowError
+	switch {
+	case errors.As(err, &rowErr):
+		// An undecodable row is not transient, so stale data never hides it.
+		return ldstoretypes.SerializedItemDescriptor{}, s.errorf(err, "get %s %q", kind, key)
+	case err != nil:
 		return s.stale.item(kind, key, s.errorf(err, "get %s %q", kind, key))
 	}
-	if out.Item == nil {
-		s.stale.storeRead(kind, key, ldstoretypes.SerializedItemDescriptor{}.NotFound(), seq)
-		s.foundNothing()
-		return ldstoretypes.SerializedItemDescriptor{}.NotFound(), nil
-	}
-	_, item, err := DecodeRow(out.Item)
-	if err != nil {
-		return ldstoretypes.SerializedItemDescriptor{}, s.errorf(err, "get %s %q", kind, key)
-	}
 	s.stale.storeRead(kind, key, item, seq)
+	if item.Version < 0 {
+		s.foundNothing()
+	}
 	return item, nil
 }
 
@@ -182,8 +182,20 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 		return nil, nil // as in Get: no row can be there, and DynamoDB would refuse the Query
 	}
 	var items []ldstoretypes.KeyedSerializedItemDescriptor
+	var large map[int]*largeRow // items whose data is in parts, by index
 	seq := s.stale.begin()
 	err := s.query(ctx, namespace, s.consistentReads, namespaceQuery, func(row map[string]types.AttributeValue) error {
+		key, _ := stringAttr(row, AttrKey)
+		if l, rowErr := largeToRead(namespace, key, row); rowErr != nil {
+			return rowErr
+		} else if l != nil {
+			if large == nil {
+				large = map[int]*largeRow{}
+			}
+			large[len(items)] = l
+			items = append(items, ldstoretypes.KeyedSerializedItemDescriptor{Key: key})
+			return nil
+		}
 		key, item, err := DecodeRow(row)
 		if err != nil {
 			return err
@@ -191,6 +203,9 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 		items = append(items, ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: item})
 		return nil
 	})
+	if err == nil && large != nil {
+		items, err = s.readLargeItems(ctx, namespace, items, large)
+	}
 	if err != nil {
 		// An undecodable row is not transient, so stale data never hides it.
 		return s.stale.all(kind, s.errorf(err, "get all %s", kind))
@@ -202,32 +217,50 @@ func (s *store) GetAll(kind ldstoretypes.DataKind) ([]ldstoretypes.KeyedSerializ
 	return items, nil
 }
 
+// Upsert writes an item if the stored version is lower. A large item's parts are written first,
+// then its main row, with the version condition; the PutItem returns the row it replaced, whose
+// parts, if any, are then deleted, and a refused Upsert deletes the parts it wrote: when it
+// returns, no part of an older version is left (unless a delete failed, which is logged).
 func (s *store) Upsert(kind ldstoretypes.DataKind, key string, item ldstoretypes.SerializedItemDescriptor) (bool, error) {
 	ctx, cancel := s.operation()
 	defer cancel()
 	namespace := Namespace(s.prefix, kind)
-	row := encodeRow(namespace, key, item)
-	if problem := rowProblem(namespace, key, row); problem != "" {
+	rows, problem := encodeItem(namespace, key, item, s.largeItems, newPartsID(time.Now()))
+	if problem != "" {
 		s.rec.add(countSkipped, 1)
 		return false, fmt.Errorf("lddynamodb: table %q: upsert %s %q version %d: not stored: %s",
 			s.table, kind, key, item.Version, problem)
 	}
+	what := fmt.Sprintf("%s %q version %d", kind, key, item.Version)
+	if len(rows.parts) > 0 {
+		if err := s.writeRows(ctx, partPuts(rows.parts)); err != nil {
+			s.deleteParts(ctx, rows.main, what+", whose write failed")
+			return false, s.errorf(err, "upsert %s: writing its parts", what)
+		}
+		s.rec.add(countPartsWritten, len(rows.parts))
+		s.rec.add(countPartBytesWritten, rowsSize(rows.parts))
+	}
 	if s.beforeUpsertWrite != nil {
 		s.beforeUpsertWrite()
 	}
-	err := s.put(ctx, &dynamodb.PutItemInput{
+	out, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 &s.table,
-		Item:                      row,
+		Item:                      rows.main,
 		ConditionExpression:       upsertCondition.condition,
 		ExpressionAttributeNames:  upsertCondition.names,
-		ExpressionAttributeValues: upsertCondition.valuesWith(row[attrVersion]),
-	})
+		ExpressionAttributeValues: upsertCondition.valuesWith(rows.main[attrVersion]),
+		ReturnValues:              types.ReturnValueAllOld,
+	}, s.callOpts...)
 	if isConditionFailed(err) {
+		s.deleteParts(ctx, rows.main, what+", refused as older than the stored version")
 		return false, nil
 	}
 	if err != nil {
-		return false, s.errorf(err, "upsert %s %q version %d", kind, key, item.Version)
+		// The write may have happened (a timeout after DynamoDB took it): its parts stay, for the
+		// next Init to remove if no row names them.
+		return false, s.errorf(err, "upsert %s", what)
 	}
+	s.deleteParts(ctx, out.Attributes, fmt.Sprintf("%s %q, replaced by version %d", kind, key, item.Version))
 	s.stale.storeWrite(kind, key, item)
 	return true, nil
 }

@@ -121,9 +121,10 @@ func TestEveryTombstoneShapeReadsAsDeleted(t *testing.T) {
 	}
 }
 
+// TestInitSkipsOversizeItemsAndWritesTheRest: with LargeItems(false), as before large items.
 func TestInitSkipsOversizeItemsAndWritesTheRest(t *testing.T) {
 	table := testenv.NewTable(t)
-	store, mockLog := testenv.Build(t, testenv.DataStore(table))
+	store, mockLog := testenv.Build(t, testenv.DataStore(table).LargeItems(false))
 	flags := []ldstoretypes.KeyedSerializedItemDescriptor{
 		testenv.Flag("small", 1, 0),
 		testenv.Flag("huge", 1, lddynamodb.MaxItemBytes),
@@ -146,9 +147,10 @@ func TestInitSkipsOversizeItemsAndWritesTheRest(t *testing.T) {
 	assert.Regexp(t, `is 4\d{5} bytes`, errs[0])
 }
 
+// TestUpsertRefusesOversizeItem: with LargeItems(false), as before large items.
 func TestUpsertRefusesOversizeItem(t *testing.T) {
 	table := testenv.NewTable(t)
-	store, _ := testenv.Build(t, testenv.DataStore(table))
+	store, _ := testenv.Build(t, testenv.DataStore(table).LargeItems(false))
 	updated, err := store.Upsert(features, "huge", testenv.Flag("huge", 1, lddynamodb.MaxItemBytes).Item)
 	assert.False(t, updated)
 	require.Error(t, err)

@@ -1,0 +1,215 @@
+package lddynamodb_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lddynamodb/lddynamodb"
+	"github.com/lddynamodb/lddynamodb/internal/faults"
+	"github.com/lddynamodb/lddynamodb/internal/hold"
+	"github.com/lddynamodb/lddynamodb/internal/testenv"
+	"github.com/lddynamodb/lddynamodb/internal/testenv/av"
+)
+
+// sameItem says whether two items are the same version with the same JSON.
+func sameItem(a, b ldstoretypes.SerializedItemDescriptor) bool {
+	return a.Version == b.Version && string(a.SerializedItem) == string(b.SerializedItem)
+}
+
+// TestLargeItemReadsRacingAnUpsert holds a read of a large item after DynamoDB answered one of its
+// calls, runs an Upsert of a newer version to the end (which deletes the old version's parts),
+// then lets the read go on: it must return one whole version, never an error or a mix.
+func TestLargeItemReadsRacingAnUpsert(t *testing.T) {
+	v1, v2 := noisyFlag("big", 1, 900_000, 1), noisyFlag("big", 2, 900_000, 2)
+	for _, tc := range []struct {
+		name string
+		op   string // the call held
+		nth  int    // which call of op (0: the first)
+		all  bool   // GetAll instead of Get
+		want ldstoretypes.SerializedItemDescriptor
+	}{
+		{"Get whose main row was read before the Upsert", "GetItem", 0, false, v2.Item},
+		{"Get whose parts were read before the Upsert", "Query", 0, false, v1.Item},
+		{"GetAll whose main rows were read before the Upsert", "Query", 0, true, v2.Item},
+		{"GetAll whose parts were read before the Upsert", "Query", 1, true, v1.Item},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table := testenv.NewTable(t)
+			hc := hold.New(testenv.Client())
+			store, _ := testenv.Build(t, lddynamodb.DataStore(table).DynamoClient(hc))
+			require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{v1}, nil)))
+			var skip []*hold.Call
+			for range tc.nth {
+				skip = append(skip, hc.Next(tc.op))
+			}
+			held := hc.Next(tc.op)
+			for _, s := range skip {
+				s.Release()
+			}
+			got := make(chan ldstoretypes.SerializedItemDescriptor, 1)
+			errs := make(chan error, 1)
+			go func() {
+				if tc.all {
+					all, err := store.GetAll(features)
+					errs <- err
+					if len(all) == 1 {
+						got <- all[0].Item
+					}
+					close(got)
+					return
+				}
+				item, err := store.Get(features, "big")
+				errs <- err
+				got <- item
+			}()
+			<-held.Answered()
+			updated, err := store.Upsert(features, "big", v2.Item)
+			require.NoError(t, err)
+			require.True(t, updated)
+			assert.Equal(t, wantParts(t, table, features, "big"), partCount(t, table, features), "the old parts are gone")
+			held.Release()
+			require.NoError(t, <-errs)
+			item := <-got
+			assert.True(t, sameItem(tc.want, item), "got version %d, %d bytes; want version %d", item.Version, len(item.SerializedItem), tc.want.Version)
+		})
+	}
+}
+
+// TestLargeItemReadersSeeWholeVersions runs readers against repeated Upserts of a large item:
+// every read returns exactly one of the versions written.
+func TestLargeItemReadersSeeWholeVersions(t *testing.T) {
+	table := testenv.NewTable(t)
+	metrics := &lddynamodb.Metrics{}
+	store, _ := testenv.Build(t, testenv.DataStore(table).Metrics(metrics))
+	const versions = 10
+	written := map[int]ldstoretypes.SerializedItemDescriptor{}
+	for v := 1; v <= versions; v++ {
+		written[v] = noisyFlag("big", v, 600_000, int64(v)).Item
+	}
+	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{{Key: "big", Item: written[1]}}, nil)))
+
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	reads := 0
+	read := func(get func() (ldstoretypes.SerializedItemDescriptor, error)) {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			item, err := get()
+			if !assert.NoError(t, err) {
+				return
+			}
+			assert.True(t, sameItem(written[item.Version], item), "version %d is whole", item.Version)
+			mu.Lock()
+			reads++
+			mu.Unlock()
+		}
+	}
+	wg.Add(2)
+	go read(func() (ldstoretypes.SerializedItemDescriptor, error) { return store.Get(features, "big") })
+	go read(func() (ldstoretypes.SerializedItemDescriptor, error) {
+		all, err := store.GetAll(features)
+		if err != nil || len(all) != 1 {
+			return ldstoretypes.SerializedItemDescriptor{}, err
+		}
+		return all[0].Item, nil
+	})
+	for v := 2; v <= versions; v++ {
+		updated, err := store.Upsert(features, "big", written[v])
+		require.NoError(t, err)
+		require.True(t, updated)
+	}
+	close(done)
+	wg.Wait()
+	m := metrics.Snapshot()
+	t.Logf("%d reads during %d Upserts: %v calls", reads, versions-1, m.Calls)
+	assert.Equal(t, wantParts(t, table, features, "big"), partCount(t, table, features), "only the last version's parts are left")
+}
+
+// TestInitFailingHalfwayKeepsTheOldVersion fails an Init of new versions of large items after
+// their parts are written and before their main rows are: readers still get the old versions
+// whole; the next Init writes the new ones and removes the old parts, and the parts the failed
+// Init left once they are older than the grace for writes in progress.
+func TestInitFailingHalfwayKeepsTheOldVersion(t *testing.T) {
+	table := testenv.NewTable(t)
+	store, _ := testenv.Build(t, testenv.DataStore(table))
+	v1, v2 := largeData(1, "a", "b"), largeData(2, "a", "b")
+	require.NoError(t, store.Init(v1))
+	oldParts := partCount(t, table, features)
+	require.Positive(t, oldParts)
+
+	inj := faults.New(1, nil)
+	t.Cleanup(inj.CloseIdleConnections)
+	// One sender: the small flag goes in the first batch, the parts in the second, the main rows
+	// in the third, which fails in a way no retry fixes.
+	inj.Script("BatchWriteItem", faults.Pass, faults.Pass, faults.ExpiredToken)
+	failing, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()).BatchConcurrency(1))
+	require.Error(t, failing.Init(v2))
+	require.Greater(t, partCount(t, table, features), oldParts, "the failed Init wrote parts")
+	for _, it := range v1[0].Items[1:] { // the large ones; the small flag was written
+		got, err := store.Get(features, it.Key)
+		require.NoError(t, err)
+		assert.True(t, sameItem(it.Item, got), "%s: the old version, whole", it.Key)
+	}
+
+	require.NoError(t, store.Init(v2))
+	readAll(t, store, v2)
+	newParts := wantParts(t, table, features, "a") + wantParts(t, table, features, "b")
+	assert.Greater(t, partCount(t, table, features), newParts, "the failed Init's parts are too young to remove")
+
+	defer lddynamodb.SetOrphanPartsGrace(0)()
+	require.NoError(t, store.Init(v2))
+	assert.Equal(t, newParts, partCount(t, table, features), "the next Init removed them")
+	readAll(t, store, v2)
+}
+
+// readAll checks that a store reads exactly the flags of data.
+func readAll(t *testing.T, store subsystems.PersistentDataStore, data []ldstoretypes.SerializedCollection) {
+	t.Helper()
+	all, err := store.GetAll(features)
+	require.NoError(t, err)
+	require.Len(t, all, len(data[0].Items))
+	byKey := map[string]ldstoretypes.SerializedItemDescriptor{}
+	for _, it := range all {
+		byKey[it.Key] = it.Item
+	}
+	for _, it := range data[0].Items {
+		assert.True(t, sameItem(it.Item, byKey[it.Key]), "%s", it.Key)
+		got, err := store.Get(features, it.Key)
+		require.NoError(t, err)
+		assert.True(t, sameItem(it.Item, got), "%s", it.Key)
+	}
+}
+
+// TestInitRemovesOrphanParts: parts that no main row names (a crashed writer's) are removed by
+// the next Init once older than the grace, and those of a row another SDK replaced with a plain
+// one too.
+func TestInitRemovesOrphanParts(t *testing.T) {
+	defer lddynamodb.SetOrphanPartsGrace(0)()
+	table := testenv.NewTable(t)
+	store, _ := testenv.Build(t, testenv.DataStore(table))
+	data := largeData(1, "a", "b")
+	require.NoError(t, store.Init(data))
+	// Another SDK writes a plain version of "a" over the large row.
+	testenv.PutRow(t, table, testenv.ItemRow("features", "a", testenv.Flag("a", 5, 0).Item))
+	// An orphan from a writer that crashed between its parts and its main row.
+	crashed := testenv.Rows(t, table, lddynamodb.PartsNamespace("", features))[0]
+	crashed["key"] = av.S("c/1/019000000000deadbeef/0000")
+	testenv.PutRow(t, table, crashed)
+
+	data[0].Items[1] = testenv.Flag("a", 5, 0) // as the other SDK stored it: unchanged for Init
+	require.NoError(t, store.Init(data))
+	assert.Equal(t, wantParts(t, table, features, "b"), partCount(t, table, features), "only b's parts are left")
+	readAll(t, store, data)
+}
