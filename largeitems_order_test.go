@@ -1,10 +1,14 @@
 package lddynamodb_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
@@ -212,4 +216,110 @@ func TestInitRemovesOrphanParts(t *testing.T) {
 	require.NoError(t, store.Init(data))
 	assert.Equal(t, wantParts(t, table, features, "b"), partCount(t, table, features), "only b's parts are left")
 	readAll(t, store, data)
+}
+
+// partWrites lists, in order, what each call did to large items: "parts" for a BatchWriteItem
+// that put parts, "delete parts" for one that deleted them, "main" for a PutItem.
+func partWrites(calls []faults.Call) []string {
+	var out []string
+	for _, c := range calls {
+		switch c.Op {
+		case "PutItem":
+			out = append(out, "main")
+		case "BatchWriteItem":
+			kind := "parts"
+			if c.Writes[0].Delete {
+				kind = "delete parts"
+			}
+			out = append(out, kind)
+		}
+	}
+	return out
+}
+
+// TestUpsertWritesPartsBeforeTheMainRow checks the order of an Upsert's calls on the wire: the new
+// parts, answered before the main row is sent; the old parts deleted after it was answered; and
+// a refused Upsert's own parts deleted after its refusal.
+func TestUpsertWritesPartsBeforeTheMainRow(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	t.Cleanup(inj.CloseIdleConnections)
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
+	require.NoError(t, store.Init(largeData(1, "big")))
+
+	for _, tc := range []struct {
+		name    string
+		version int
+		updated bool
+	}{{"newer", 2, true}, {"older, refused", 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(inj.Calls())
+			updated, err := store.Upsert(features, "big", noisyFlag("big", tc.version, 900_000, 9).Item)
+			require.NoError(t, err)
+			require.Equal(t, tc.updated, updated)
+			calls := inj.Calls()[before:]
+			require.Equal(t, []string{"parts", "main", "delete parts"}, partWrites(calls))
+			assert.False(t, calls[1].Sent.Before(calls[0].Answered), "the main row is sent once its parts are written")
+			assert.False(t, calls[2].Sent.Before(calls[1].Answered), "parts are deleted once the main row is answered")
+			assert.Equal(t, wantParts(t, table, features, "big"), partCount(t, table, features))
+		})
+	}
+}
+
+// TestInitWritesPartsBeforeTheirMainRows sends Inits of large items (a large segment that a
+// flag uses, and large flags) through calls answered with jittered latency: no main row may go
+// out before every one of its parts was answered, no delete before every put was.
+func TestInitWritesPartsBeforeTheirMainRows(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	t.Cleanup(inj.CloseIdleConnections)
+	inj.SetAll(faults.Fault{Jitter: 8 * time.Millisecond, UnprocessedRate: 0.3})
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
+	for version := 1; version <= 2; version++ {
+		data := largeData(version, "a", "b", "c")
+		segment, _ := listSegment("s", version, 26000, int64(version))
+		data[1].Items = append(data[1].Items, segment)
+		data[0].Items = append(data[0].Items, flagUsingSegment("uses-s", version, "s"))
+		before := len(inj.Calls())
+		require.NoError(t, store.Init(data))
+		calls := inj.Calls()[before:]
+		partsDone := map[string]time.Time{} // by part key prefix "KEY/", when the last was answered
+		var lastPut time.Time
+		for _, c := range calls {
+			for _, w := range c.Writes {
+				if w.Held || w.Delete {
+					continue
+				}
+				lastPut = maxTime(lastPut, c.Answered)
+				if w.Namespace == "features:parts" || w.Namespace == "segments:parts" {
+					item := w.Key[:strings.Index(w.Key, "/")]
+					partsDone[w.Namespace+item] = maxTime(partsDone[w.Namespace+item], c.Answered)
+				}
+			}
+		}
+		require.Len(t, partsDone, 4, "a, b, c and s were written in parts")
+		for _, c := range calls {
+			for _, w := range c.Writes {
+				if w.Delete {
+					assert.False(t, c.Sent.Before(lastPut), "delete of %s %s sent before the last put was answered", w.Namespace, w.Key)
+					continue
+				}
+				if done, ok := partsDone[w.Namespace+":parts"+w.Key]; ok {
+					assert.False(t, c.Sent.Before(done), "main row %s sent before its parts were written", w.Key)
+				}
+			}
+		}
+		readAll(t, store, data)
+		assert.Equal(t, 4, len(partsDone))
+	}
+	assert.Equal(t, wantParts(t, table, features, "a")+wantParts(t, table, features, "b")+wantParts(t, table, features, "c"),
+		partCount(t, table, features), "the first Init's parts were deleted")
+}
+
+// flagUsingSegment is a flag with a rule that matches a segment.
+func flagUsingSegment(key string, version int, segment string) ldstoretypes.KeyedSerializedItemDescriptor {
+	flag := ldbuilders.NewFlagBuilder(key).Version(version).On(true).Variations(ldvalue.Bool(false), ldvalue.Bool(true)).
+		FallthroughVariation(0).AddRule(ldbuilders.NewRuleBuilder().ID("r").Variation(1).Clauses(ldbuilders.SegmentMatchClause(segment))).Build()
+	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
+		Version: version, SerializedItem: features.Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &flag})}}
 }

@@ -108,7 +108,8 @@ func TestMeterProviderRecordsEveryRequestAndTheMetricsCounts(t *testing.T) {
 	for i := range 60 {
 		flags = append(flags, testenv.Flag(fmt.Sprintf("flag-%d", i), 1, 100))
 	}
-	flags = append(flags, testenv.Flag("huge", 1, lddynamodb.MaxItemBytes))
+	// A large item stored in parts, and an item that no row can hold (its key is empty).
+	flags = append(flags, noisyFlag("huge", 1, 1_000_000, 1), testenv.Flag("", 1, 0))
 	require.NoError(t, store.Init(testenv.AllData(flags, []ldstoretypes.KeyedSerializedItemDescriptor{testenv.Segment("s", 1)})))
 	_, err := store.Get(features, "flag-0")
 	require.NoError(t, err)
@@ -143,17 +144,24 @@ func TestMeterProviderRecordsEveryRequestAndTheMetricsCounts(t *testing.T) {
 	require.Positive(t, snap.ThrottledItems, "the scripted partial batch hands items back")
 	require.Equal(t, int64(1), snap.SkippedItems)
 	for name, want := range map[string]float64{
-		"lddynamodb.items.throttled": float64(snap.ThrottledItems),
-		"lddynamodb.items.resent":    float64(snap.ResentItems),
-		"lddynamodb.items.skipped":   float64(snap.SkippedItems),
-		"lddynamodb.bytes.written":   float64(snap.BytesWritten),
-		"lddynamodb.stale.reads":     float64(snap.StaleReads),
+		"lddynamodb.items.throttled":     float64(snap.ThrottledItems),
+		"lddynamodb.items.resent":        float64(snap.ResentItems),
+		"lddynamodb.items.skipped":       float64(snap.SkippedItems),
+		"lddynamodb.bytes.written":       float64(snap.BytesWritten),
+		"lddynamodb.stale.reads":         float64(snap.StaleReads),
+		"lddynamodb.parts.written":       float64(snap.PartsWritten),
+		"lddynamodb.parts.bytes.written": float64(snap.PartBytesWritten),
+		"lddynamodb.parts.read":          float64(snap.PartsRead),
+		"lddynamodb.parts.bytes.read":    float64(snap.PartBytesRead),
 	} {
 		assert.Equal(t, want, got.sum(t, name, store2...), name)
 	}
 	assert.Equal(t, float64(snap.ItemsWritten),
 		got.sum(t, "lddynamodb.items.written", store2...)+got.sum(t, "lddynamodb.items.deleted", store2...))
-	assert.Equal(t, float64(62), got.sum(t, "lddynamodb.items.written", store2...), "60 flags, a segment and the marker")
+	require.Positive(t, snap.PartsWritten)
+	require.Positive(t, snap.PartsRead, "GetAll read the large item's parts")
+	assert.Equal(t, float64(63+snap.PartsWritten), got.sum(t, "lddynamodb.items.written", store2...),
+		"60 flags, a large one and its parts, a segment and the marker")
 	read := got.sum(t, "lddynamodb.capacity.consumed", append(store2, attribute.String("lddynamodb.capacity.type", "read"))...)
 	write := got.sum(t, "lddynamodb.capacity.consumed", append(store2, attribute.String("lddynamodb.capacity.type", "write"))...)
 	assert.Positive(t, read)
