@@ -9,10 +9,12 @@ import (
 	"github.com/launchdarkly/go-sdk-common/v3/ldreason"
 	ld "github.com/launchdarkly/go-server-sdk/v7"
 	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/launchdarkly/go-server-sdk/v7/testhelpers/ldtestdata"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
 
@@ -94,4 +96,47 @@ func TestDaemonModeReadsWhatAnotherClientWrote(t *testing.T) {
 
 	status := reader.GetDataStoreStatusProvider().GetStatus()
 	assert.True(t, status.Available)
+}
+
+// TestPeerRowsReadTheSameBesideLargeItems reads each peer's fixture rows from a table that also
+// holds large items, written by this store under the same prefix: GetAll and Get return every
+// fixture row exactly as from a table without large items, and the large items whole.
+func TestPeerRowsReadTheSameBesideLargeItems(t *testing.T) {
+	bigFlag := testenv.NoisyFlag("big-flag", 2, 1_200_000, 1)
+	bigSegment, _ := testenv.ListSegment("big-segment", 3, 26_000, 2)
+	large := map[ldstoretypes.DataKind]ldstoretypes.KeyedSerializedItemDescriptor{features: bigFlag, segments: bigSegment}
+	for _, tt := range []struct{ file, prefix string }{
+		{"go-relay.json", "relay-env"}, {"node.json", ""}, {"java-dotnet.json", "java"}, {"python-ruby.json", "py"},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			rows, err := testenv.LoadRows(filepath.Join("testdata", "rows", tt.file))
+			require.NoError(t, err)
+			alone, beside := testenv.NewTable(t), testenv.NewTable(t)
+			testenv.PutRows(t, alone, rows)
+			testenv.PutRows(t, beside, rows)
+			aloneStore, _ := testenv.Build(t, testenv.DataStore(alone).Prefix(tt.prefix))
+			store, _ := testenv.Build(t, testenv.DataStore(beside).Prefix(tt.prefix))
+			for kind, item := range large {
+				updated, err := store.Upsert(kind, item.Key, item.Item)
+				require.NoError(t, err)
+				require.True(t, updated)
+				require.NotEmpty(t, testenv.Rows(t, beside, lddynamodb.PartsNamespace(tt.prefix, kind)), "%s %q is in parts", kind, item.Key)
+			}
+			for kind, item := range large {
+				want, err := aloneStore.GetAll(kind)
+				require.NoError(t, err)
+				got, err := store.GetAll(kind)
+				require.NoError(t, err)
+				assert.ElementsMatch(t, append(want, item), got, "GetAll of %s", kind)
+				for _, it := range want {
+					one, err := store.Get(kind, it.Key)
+					require.NoError(t, err)
+					assert.Equal(t, it.Item, one, "Get of %s %q", kind, it.Key)
+				}
+				one, err := store.Get(kind, item.Key)
+				require.NoError(t, err)
+				assert.Equal(t, item.Item, one, "Get of %s %q", kind, item.Key)
+			}
+		})
+	}
 }
