@@ -393,7 +393,7 @@ func (v *verifier) print(w io.Writer) {
 	for _, c := range v.counts {
 		fmt.Fprintf(w, "%s: %d live, %d deleted\n", c.kind, c.items, c.deleted)
 		if c.large > 0 {
-			fmt.Fprintf(w, "%s: %d large items stored in parts: %d parts, %d bytes\n", c.kind, c.large, c.parts, c.partBytes)
+			fmt.Fprintf(w, "%s: %d in parts (%d part rows, %d bytes)\n", c.kind, c.large, c.parts, c.partBytes)
 		}
 	}
 	if v.scanned {
@@ -410,7 +410,7 @@ func (v *verifier) print(w io.Writer) {
 		}
 	}
 	printList(w, "warnings", v.warnings)
-	printList(w, "orphan parts, which no reader uses (a crash or a write in progress left them; the next Init removes them)", v.orphans)
+	printList(w, "orphan parts (no reader uses them; the next Init removes them)", v.orphans)
 	printList(w, "problems", v.problems)
 	if len(v.problems) == 0 {
 		fmt.Fprintln(w, "ok")
