@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldmodel"
@@ -214,4 +216,50 @@ func TestDumpAndLoadLargeItems(t *testing.T) {
 			assert.JSONEq(t, string(want[i].Item.SerializedItem), string(got[i].Item.SerializedItem), "%s %q", kind, want[i].Key)
 		}
 	}
+}
+
+// afterFirstCall is a client option that runs fn once, after the client's first call returns.
+func afterFirstCall(fn func()) func(*dynamodb.Options) {
+	var once sync.Once
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("afterFirstCall", func(ctx context.Context,
+				in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				once.Do(fn)
+				return out, md, err
+			}), middleware.After)
+		})
+	}
+}
+
+// TestReaderRereadsAnItemReplacedWhileRead replaces a large flag by a newer version between the
+// reader's Query of the flags and its Query of their parts, as an Upsert racing verify or dump
+// does: the reader reads the flag again and hands over the new version whole, and takes its
+// parts for no orphans.
+func TestReaderRereadsAnItemReplacedWhileRead(t *testing.T) {
+	table := testenv.NewTable(t)
+	fillLarge(t, table)
+	store, _ := testenv.Build(t, testenv.DataStore(table))
+	newer := incompressibleFlag("big", 2, 1_100_000)
+	replace := func() {
+		updated, err := store.Upsert(ldstoreimpl.Features(), "big", ldstoretypes.SerializedItemDescriptor{
+			Version: 2, SerializedItem: ldstoreimpl.Features().Serialize(ldstoretypes.ItemDescriptor{Version: 2, Item: &newer})})
+		assert.NoError(t, err)
+		assert.True(t, updated)
+	}
+	client := dynamodb.NewFromConfig(testenv.AWSConfig(), testenv.WithEndpoint, afterFirstCall(replace))
+
+	read := map[string]int{}
+	var orphans []orphanParts
+	reader := &kindReader{client: client, table: table, kind: ldstoreimpl.Features(),
+		item: func(row map[string]types.AttributeValue, parts *partSet) {
+			key, item, err := lddynamodb.DecodeRowWithParts(row, parts.list())
+			assert.NoError(t, err, key)
+			read[key] = item.Version
+		},
+		orphan: func(o orphanParts) { orphans = append(orphans, o) }}
+	require.NoError(t, reader.read(context.Background()))
+	assert.Equal(t, map[string]int{"big": 2, "small": 1}, read)
+	assert.Empty(t, orphans)
 }
