@@ -263,3 +263,21 @@ func TestReaderRereadsAnItemReplacedWhileRead(t *testing.T) {
 	assert.Equal(t, map[string]int{"big": 2, "small": 1}, read)
 	assert.Empty(t, orphans)
 }
+
+// TestVerifyDoesNotWarnOfACompressedRowNearTheLimit stores a flag whose compressed JSON is just
+// under DynamoDB's limit, inline in its main row: verify does not warn that it nears the limit,
+// as it does for a plain row, since growing only moves its data into parts.
+func TestVerifyDoesNotWarnOfACompressedRowNearTheLimit(t *testing.T) {
+	table := testenv.NewTable(t)
+	store, _ := testenv.Build(t, testenv.DataStore(table))
+	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{testenv.NoisyFlag("near", 1, 500_000, 1)}, nil)))
+	rows := testenv.Rows(t, table, "features")
+	require.Len(t, rows, 1)
+	require.Greater(t, lddynamodb.RowSize(rows[0]), nearLimitBytes, "the row is near the limit")
+	require.Empty(t, testenv.Rows(t, table, "features:parts"), "and holds its data inline")
+
+	r := cli(t, "verify", table)
+	assert.Equal(t, exitOK, r.code)
+	assert.NotContains(t, r.stdout, "warnings")
+	assert.Contains(t, r.stdout, "features: 1 live, 0 deleted\n")
+}
