@@ -79,8 +79,8 @@ func reportLargeWork(b *testing.B, m *lddynamodb.Metrics, wire *wireBytes) {
 	b.ReportMetric(float64(wire.received.Load())/n, "wire-bytes-received/op")
 }
 
-// largeSizes are the item sizes of the Get and Upsert benchmarks: 1 MB, a list-targeted segment
-// of about 25,000 keys, and 6 MB.
+// largeSizes are the item sizes of the Get, GetAll and Upsert benchmarks: 1 MB, as a
+// list-targeted segment of about 25,000 keys, and 6 MB.
 var largeSizes = []struct {
 	name  string
 	bytes int
