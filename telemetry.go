@@ -183,23 +183,33 @@ func errorType(err error) string {
 	return failureType(err)
 }
 
-// failureType is errorType of an error. Its targets for errors.As escape to the heap, so they
-// are only made for a failure.
+// failureType is errorType of an error. It walks the chain of wrapped errors itself rather than
+// with errors.As, whose targets would be allocated at every failure.
 func failureType(err error) string {
-	var apiErr smithy.APIError
-	var netErr net.Error
-	var sendErr *smithyhttp.RequestSendError
-	var credErr *CredentialsError
+	var timeout, credentials, connection bool
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch e := e.(type) {
+		case smithy.APIError:
+			if code := e.ErrorCode(); code != "" {
+				return code
+			}
+		case *CredentialsError:
+			credentials = true
+		case *smithyhttp.RequestSendError:
+			connection = true
+		case net.Error:
+			timeout = timeout || e.Timeout()
+			connection = true
+		}
+	}
 	switch {
-	case errors.As(err, &apiErr) && apiErr.ErrorCode() != "":
-		return apiErr.ErrorCode()
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+	case timeout || errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
-	case errors.As(err, &credErr):
+	case credentials:
 		return "credentials"
-	case errors.As(err, &sendErr), errors.As(err, &netErr):
+	case connection:
 		return "connection"
 	default:
 		return "_OTHER"
