@@ -156,8 +156,9 @@ func (b *DataStoreBuilder) LargeItems(enabled bool) *DataStoreBuilder {
 }
 
 // InitTimeout bounds how long one Init may take, including retries of throttled and unprocessed
-// writes (DefaultInitTimeout). An Init that runs out of time returns an error and does not write
-// the initialized marker.
+// writes (DefaultInitTimeout). An Init that runs out of time returns an error, naming the pace of
+// each paced partition key, and does not write the initialized marker. Init never paces a
+// partition key below twice the rate that would write all of its items in this time.
 func (b *DataStoreBuilder) InitTimeout(d time.Duration) *DataStoreBuilder {
 	b.initTimeout = d
 	return b

@@ -15,28 +15,30 @@ import "time"
 //
 //  1. It sends freely until every one of the last paceRoundCalls answers handed writes back
 //     (unrelated refusals are scattered), then spends write units from a token bucket filled at
-//     its pace, at first half the rate DynamoDB accepted lately (some of which it had saved up).
+//     its pace: at first what DynamoDB took lately less the share it now hands back.
 //  2. A round is at least paceRound and paceRoundCalls answered calls, all sent at one pace. It
-//     measures the share r of units handed back and the accepted rate A: (1-r) times the rate
-//     its calls were sent at.
+//     measures the share r of its units handed back and the accepted rate A: (1-r) times the
+//     rate its calls were sent at.
 //  3. A round is an excess round, whose refusals the send rate caused, if r is above the noise
-//     (rule 6) by paceExcessShare (a clear excess, which ends the round early), or if it is a
-//     probe round (its pace was raised) that handed back more than the round before and the
-//     noise, by paceNoiseMargin, while A did not grow by half the step: sending more was not
-//     rewarded.
-//  4. After an excess round the pace is A, what DynamoDB took (a cut by paceMaxCut at most, as
-//     answers to calls sent at the old pace blur a round), and holds for paceCruiseRounds.
-//  5. After any other round the pace is the best A since the last excess round, raised by the
-//     noise (so that writes handed back for other reasons are paid for), times 1+step. The step
-//     starts at paceProbeStep and doubles, up to a gain of paceMaxGain, with each probe round
-//     whose A grew or that handed back no more than the noise: the pace keeps rising while
-//     calls are taken, faster the longer they are, so a limit that rises is found in a few
-//     rounds. Near the last limit found, it probes by paceProbeStep.
-//  6. The noise is the average share handed back by rounds that were no excess round: refusals
-//     that come whatever the rate raise it, and so never slow the pace.
+//     (rule 6) by paceExcessShare, a clear excess, which ends the round early; or if it is a
+//     probe round (its pace was raised) whose r is above the noise by paceNoiseMargin while A
+//     did not grow by half the step: sending more was not rewarded.
+//  4. After an excess round the pace is A (after a clear excess, what DynamoDB took during the
+//     round, by the answers' time, since the calls still in flight at the old pace take what it
+//     adds), but no less than paceMaxCut times the old pace, and it holds for paceCruiseRounds
+//     rounds.
+//  5. After any other round the pace is the best A since the last excess round times 1+step.
+//     The step starts at paceProbeStep and doubles, up to a gain of paceMaxGain, with each probe
+//     round whose A grew or that handed back no more than the noise: the pace keeps rising
+//     while calls are taken, faster the longer they are, so a limit that rises is found in a
+//     few rounds. Near the last limit found, it probes by paceProbeStep.
+//  6. The noise is the average share handed back by rounds at an unraised pace that were no
+//     excess round: refusals that come whatever the rate raise it, and probes are compared
+//     with it, so such refusals never slow the pace.
 //  7. The pace never falls below minPaceRate, nor below the floor that the engine sets from the
-//     Init's deadline (paceDeadlineFactor times the rate that writes what is left before it), so
-//     that while DynamoDB takes writes at all, the pace never keeps an Init from finishing.
+//     Init's deadline (paceDeadlineFactor times the rate that writes all of the Init's units to
+//     the key by then), so that while DynamoDB takes writes at all, the pace never keeps an Init
+//     from finishing.
 const (
 	// minPaceRate is the slowest pace, in write units a second: one full batch a second.
 	minPaceRate = maxBatchWriteItems
@@ -51,8 +53,8 @@ const (
 	paceNoiseMargin = 0.03
 	// paceNoiseWeight is the weight of the last round in the noise average.
 	paceNoiseWeight = 0.25
-	// paceMaxCut is the most that one excess round cuts the pace by.
-	paceMaxCut = 0.25
+	// paceMaxCut is the least share of its pace that one excess round keeps.
+	paceMaxCut = 0.1
 	// paceCruiseRounds is how many rounds the pace holds after an excess round.
 	paceCruiseRounds = 2
 	// paceProbeStep is the first step of a probe, and paceMaxGain the largest gain.
@@ -75,8 +77,7 @@ type pacer struct {
 	// the units accepted in every answer received during the round, whenever its call was sent,
 	// and recent are the last paceRoundCalls answers.
 	calls, units, accepted, taken int
-	lastShare                     float64 // the share handed back in the last round
-	lastTaken                     int     // taken in the last round, which lasted lastElapsed
+	lastTaken                     int // taken in the last round, which lasted lastElapsed
 	lastElapsed                   time.Duration
 	// firstSent and lastSent are the first and the latest send of the round's answered calls,
 	// and lastUnits the units of the latest.
@@ -160,9 +161,11 @@ func (p *pacer) observe(sent, now time.Time, units, accepted int) {
 	if p.rate == 0 {
 		if p.answers >= paceRoundCalls && everyRefused(p.recent[:]) {
 			// Unpaced, an excess shows as every call handed back at least in part, where
-			// unrelated refusals are scattered. The first pace is half what DynamoDB took
-			// lately, some of which it had saved up; the next rounds measure.
-			p.endRound(now, elapsed, recentShare(p.recent[:]), taken/2, true)
+			// unrelated refusals are scattered. The first pace is what DynamoDB took lately
+			// less the share it now hands back, within a sixteenth and a half of what it took
+			// (some of which it had saved up); the next round measures what it takes.
+			share := recentShare(p.recent[:])
+			p.endRound(now, elapsed, share, min(max((1-share)*taken, taken/16), taken/2), true)
 		} else if elapsed >= paceRound && p.calls > 0 {
 			share := 1 - float64(p.accepted)/float64(p.units)
 			p.endRound(now, elapsed, share, taken, false)
@@ -184,9 +187,15 @@ func (p *pacer) observe(sent, now time.Time, units, accepted int) {
 		sendRate = min(sendRate, float64(p.units-p.lastUnits)/span.Seconds())
 	}
 	acceptedRate := (1 - share) * sendRate
+	if clear {
+		// Far over the limit, what DynamoDB took during the round, by the answers' time, is
+		// the limit, whoever sent it: the round's own share would read too low a rate while
+		// the calls in flight at the last pace take what DynamoDB adds.
+		acceptedRate = float64(p.taken) / elapsed.Seconds()
+	}
 	// A probe round sent more: if more was handed back than before and no more accepted, the
 	// rate is the cause. Rounds at an unchanged pace only show a clear excess.
-	rose := share > max(p.noise, p.lastShare)+paceNoiseMargin
+	rose := share > p.noise+paceNoiseMargin
 	excess := clear || (p.step > 0 && rose && acceptedRate <= p.best*(1+p.step/2))
 	p.endRound(now, elapsed, share, acceptedRate, excess)
 }
@@ -220,13 +229,17 @@ func (p *pacer) endRound(now time.Time, elapsed time.Duration, share, acceptedRa
 	switch {
 	case excess:
 		// Answers to calls sent before the round, at another pace, blur what it measured: one
-		// cut at most quarters the pace, and the next round measures again.
+		// cut keeps paceMaxCut of the pace at least, and the next round measures again.
 		p.rate = max(acceptedRate, p.rate*paceMaxCut, minPaceRate)
 		p.best, p.limit = p.rate, p.rate
 		p.cruise, p.step = paceCruiseRounds, 0
 	default:
-		// What a round that was no excess handed back was not the rate's doing.
-		p.noise += paceNoiseWeight * (min(share, paceExcessShare) - p.noise)
+		if p.step == 0 && p.cruise < paceCruiseRounds {
+			// What a round at an unraised pace handed back is the noise that probes are
+			// compared with (but the round after a cut pays for the calls in flight at the old
+			// pace).
+			p.noise += paceNoiseWeight * (min(share, paceExcessShare) - p.noise)
+		}
 		p.best = max(p.best, acceptedRate)
 		switch {
 		case p.cruise > 0:
@@ -240,14 +253,14 @@ func (p *pacer) endRound(now time.Time, elapsed time.Duration, share, acceptedRa
 		if p.rate == 0 {
 			break
 		}
-		rate := p.best / (1 - min(p.noise, paceExcessShare)) * (1 + p.step)
+		rate := p.best * (1 + p.step)
 		if p.rate <= p.limit && rate > p.limit*(1+paceProbeStep) {
 			// Near the last limit found, probe in small steps.
 			rate, p.step = p.limit*(1+paceProbeStep), paceProbeStep
 		}
 		p.rate = rate
 	}
-	p.lastTaken, p.lastElapsed, p.lastShare = p.taken, elapsed, share
+	p.lastTaken, p.lastElapsed = p.taken, elapsed
 	p.round, p.calls, p.units, p.accepted, p.taken = now, 0, 0, 0, 0
 	p.lastSent, p.lastUnits = time.Time{}, 0
 }
