@@ -32,13 +32,20 @@
 // "PREFIX:features", "PREFIX:segments" and "PREFIX:$inited" (see Namespace and InitedMarker).
 // Deleted items are rows whose JSON says so; every peer's shape of them is read (see DecodeRow).
 //
+// An item whose row would be over DynamoDB's 400 KB limit is stored large (LargeItems, on by
+// default): its JSON gzip-compressed in the main row, or in parts under "features:parts"
+// ("segments:parts"), while the main row's "item" is a tombstone that every other SDK reads as a
+// deleted item. Readers never combine parts of two versions (docs/table.md; PartsNamespace,
+// DecodeRowWithParts and LargeRowParts read them for tools).
+//
 // # Defaults and costs
 //
 // Strongly consistent reads (ConsistentReads), Init batches 8 at a time (BatchConcurrency),
 // Init bounded by 5 minutes (InitTimeout), other operations by 10 seconds (OperationTimeout),
 // no stale-if-error cache (StaleIfError). In DynamoDB calls: Get is one GetItem, GetAll one
-// Query per 1 MB page, Upsert one conditional PutItem, IsInitialized one GetItem. Init reads the
-// stored rows with one Query per kind and page, writes only the rows that changed or went (one
+// Query per 1 MB page, Upsert one conditional PutItem, IsInitialized one GetItem; a large item
+// in parts adds one Query to Get and GetAll and the writes of its parts to Upsert. Init reads the
+// stored rows with one Query per kind and page (and one of each kind's parts), writes only the rows that changed or went (one
 // BatchWriteItem per 25) and then the marker (one PutItem): re-initializing an unchanged table
 // costs the Query pages and one PutItem, not a write per item. The stores need only the IAM actions dynamodb:GetItem and
 // dynamodb:Query to read, and dynamodb:PutItem and dynamodb:BatchWriteItem as well to write.

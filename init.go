@@ -125,7 +125,8 @@ func (s *store) planInit(ctx context.Context, allData []ldstoretypes.SerializedC
 			old, exists := stored[item.Key]
 			delete(stored, item.Key)
 			text := itemText(item.Key, item.Item)
-			if exists && old.version == item.Item.Version && old.digest == sha256.Sum256(text) {
+			// A large item is unchanged only if its parts are all there too.
+			if exists && old.version == item.Item.Version && old.digest == sha256.Sum256(text) && len(groups[old.partsPrefix]) == old.parts {
 				kept[old.partsPrefix] = true
 				continue
 			}
@@ -213,8 +214,10 @@ func withoutSkipped(allData []ldstoretypes.SerializedCollection, skipped map[ite
 type storedRow struct {
 	version int
 	digest  [sha256.Size]byte // of the item's JSON, so that the JSON itself need not be kept
-	// partsPrefix is what the keys of a large item's parts begin with, "" if it has none.
+	// partsPrefix is what the keys of a large item's parts begin with, and parts how many it
+	// has ("" and 0 if none).
 	partsPrefix string
+	parts       int
 }
 
 // storedRows reads the key, version and item digest of every row in a namespace. Projecting away
@@ -235,7 +238,7 @@ func (s *store) storedRows(ctx context.Context, namespace string) (map[string]st
 		stored := storedRow{version: version}
 		if isLargeRow(row) {
 			var ok bool
-			if stored.digest, stored.partsPrefix, ok = largeRowDigest(key, row); !ok {
+			if stored.digest, stored.partsPrefix, stored.parts, ok = largeRowDigest(key, row); !ok {
 				stored.version = -1
 			}
 		} else {

@@ -256,22 +256,22 @@ func parseLargeRow(key string, row map[string]types.AttributeValue) (*largeRow, 
 	return l, ""
 }
 
-// largeRowDigest reads the digest of a large item's main row, and where its parts are, from the
-// attributes that Init projects (not its data or size).
-func largeRowDigest(key string, row map[string]types.AttributeValue) (digest [sha256.Size]byte, partsPrefix string, ok bool) {
+// largeRowDigest reads the digest of a large item's main row, where its parts are and how many,
+// from the attributes that Init projects (not its data or size).
+func largeRowDigest(key string, row map[string]types.AttributeValue) (digest [sha256.Size]byte, partsPrefix string, parts int, ok bool) {
 	hexDigest, _ := stringAttr(row, attrDigest)
 	sum, err := hex.DecodeString(hexDigest)
 	version, verr := versionAttr(row)
 	parts, okParts := intAttr(row, attrParts)
-	if err != nil || len(sum) != sha256.Size || verr != nil || !okParts {
-		return digest, "", false
+	if err != nil || len(sum) != sha256.Size || verr != nil || !okParts || parts < 0 {
+		return digest, "", 0, false
 	}
 	copy(digest[:], sum)
 	if parts > 0 {
 		id, _ := stringAttr(row, attrPartsID)
 		partsPrefix = partKeyPrefix(key, version, id)
 	}
-	return digest, partsPrefix, true
+	return digest, partsPrefix, parts, true
 }
 
 func intAttr(row map[string]types.AttributeValue, name string) (int, bool) {

@@ -1,12 +1,14 @@
 package lddynamodb_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
@@ -319,4 +321,78 @@ func flagUsingSegment(key string, version int, segment string) ldstoretypes.Keye
 		FallthroughVariation(0).AddRule(ldbuilders.NewRuleBuilder().ID("r").Variation(1).Clauses(ldbuilders.SegmentMatchClause(segment))).Build()
 	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
 		Version: version, SerializedItem: features.Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &flag})}}
+}
+
+// TestStaleIfErrorKeepsLargeItems: a large item read or written before an outage is served whole
+// during it, by Get and GetAll, also when only the Query of its parts fails.
+func TestStaleIfErrorKeepsLargeItems(t *testing.T) {
+	table := testenv.NewTable(t)
+	inj := faults.New(1, nil)
+	t.Cleanup(inj.CloseIdleConnections)
+	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption(),
+		func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }).StaleIfError(time.Hour))
+	data := largeData(1, "big")
+	require.NoError(t, store.Init(data))
+	v2 := noisyFlag("big", 2, 900_000, 2)
+	_, err := store.Upsert(features, "big", v2.Item)
+	require.NoError(t, err)
+	data[0].Items[1] = v2
+
+	// The main row is read, the Query of its parts fails: the Get is answered from the layer.
+	inj.Set("Query", faults.Fault{ErrorRate: 1})
+	got, err := store.Get(features, "big")
+	require.NoError(t, err)
+	assert.True(t, sameItem(v2.Item, got), "the version written before")
+
+	inj.SetAll(faults.Fault{Outage: true})
+	readAll(t, store, data)
+}
+
+// TestBrokenPartSets: a large item whose part is gone (deleted by hand, say) or corrupt is a
+// *RowError naming the item, after reads again, for Get and GetAll. The next Init of the same
+// data rewrites an item whose parts are missing, though its version and digest are unchanged
+// (it reads the keys of the parts, not their data, so a corrupt part stays until a new version).
+func TestBrokenPartSets(t *testing.T) {
+	defer lddynamodb.SetOrphanPartsGrace(0)()
+	table := testenv.NewTable(t)
+	store, _ := testenv.Build(t, testenv.DataStore(table))
+	data := largeData(1, "big")
+	partsNamespace := lddynamodb.PartsNamespace("", features)
+	for _, tc := range []struct {
+		name     string
+		break_   func(part map[string]types.AttributeValue)
+		want     string
+		repaired bool
+	}{
+		{"a part missing", func(part map[string]types.AttributeValue) {
+			_, err := testenv.Client().DeleteItem(context.Background(), &dynamodb.DeleteItemInput{TableName: &table,
+				Key: map[string]types.AttributeValue{"namespace": part["namespace"], "key": part["key"]}})
+			require.NoError(t, err)
+		}, "large item parts missing after 4 reads", true},
+		{"a part corrupt", func(part map[string]types.AttributeValue) {
+			data := part["data"].(*types.AttributeValueMemberB).Value
+			part["data"] = &types.AttributeValueMemberB{Value: data[:len(data)-1]}
+			testenv.PutRow(t, table, part)
+		}, "large item data", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, store.Init(data))
+			tc.break_(testenv.Rows(t, table, partsNamespace)[0])
+			_, err := store.Get(features, "big")
+			var rowErr *lddynamodb.RowError
+			require.ErrorAs(t, err, &rowErr)
+			assert.Equal(t, "big", rowErr.Key)
+			assert.Contains(t, err.Error(), tc.want)
+			_, err = store.GetAll(features)
+			require.ErrorAs(t, err, &rowErr)
+			assert.Equal(t, "big", rowErr.Key)
+
+			if tc.repaired {
+				require.NoError(t, store.Init(data))
+				readAll(t, store, data)
+				assert.Equal(t, wantParts(t, table, features, "big"), partCount(t, table, features))
+			}
+			require.NoError(t, store.Init(testenv.AllData(nil, nil)))
+		})
+	}
 }

@@ -1,10 +1,12 @@
 package lddynamodb
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"math/rand"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +25,14 @@ func jsonItem(key string, version, n int, alphabet string, rng *rand.Rand) ldsto
 	head := fmt.Sprintf(`{"key":%q,"version":%d,"variations":["`, key, version)
 	tail := `"],"deleted":false}`
 	pad := make([]byte, n-len(head)-len(tail))
-	for i := range pad {
-		pad[i] = alphabet[rng.Intn(len(alphabet))]
+	if len(alphabet) == 1 {
+		pad = bytes.Repeat([]byte(alphabet), len(pad))
+	} else {
+		// One random byte per character, cheaper than a draw each (the tests make megabytes).
+		_, _ = rng.Read(pad)
+		for i, b := range pad {
+			pad[i] = alphabet[int(b)%len(alphabet)]
+		}
 	}
 	return ldstoretypes.SerializedItemDescriptor{Version: version, SerializedItem: []byte(head + string(pad) + tail)}
 }
@@ -110,7 +118,7 @@ func withoutLargeAttrs(row map[string]types.AttributeValue) map[string]types.Att
 
 // compressedAt finds an item (key "f", version 1) whose inline main row is exactly size bytes.
 func compressedAt(t testing.TB, size int) ldstoretypes.SerializedItemDescriptor {
-	return sizedByPadding(t, size, func(item ldstoretypes.SerializedItemDescriptor) int {
+	return sizedByPadding(t, "inline row", size, func(item ldstoretypes.SerializedItemDescriptor) int {
 		rows, _ := encodeItem("features", "f", item, true, testPartsID)
 		rows.main[attrData] = &types.AttributeValueMemberB{Value: gzipData(item.SerializedItem)}
 		delete(rows.main, attrPartsID)
@@ -121,33 +129,45 @@ func compressedAt(t testing.TB, size int) ldstoretypes.SerializedItemDescriptor 
 
 // gzipAt finds an item (key "f", version 1) whose gzip data is exactly size bytes.
 func gzipAt(t testing.TB, size int) ldstoretypes.SerializedItemDescriptor {
-	return sizedByPadding(t, size, func(item ldstoretypes.SerializedItemDescriptor) int {
+	return sizedByPadding(t, "gzip data", size, func(item ldstoretypes.SerializedItemDescriptor) int {
 		return len(gzipData(item.SerializedItem))
 	})
 }
 
+var sizedItems sync.Map // by what and size: the items sizedByPadding found
+
 // sizedByPadding finds an item whose measure is exactly size, varying the length of noisy
-// padding (which gzip shrinks by about a quarter, so lengths near any target exist).
-func sizedByPadding(t testing.TB, size int, measure func(ldstoretypes.SerializedItemDescriptor) int) ldstoretypes.SerializedItemDescriptor {
+// padding, which gzip shrinks by about a quarter, one character adding at most a byte: secant
+// steps bring the length close, then lengths around it are tried, nearest first. Each measure
+// compresses half a megabyte, so items found are kept for the other tests of the binary.
+func sizedByPadding(t testing.TB, what string, size int, measure func(ldstoretypes.SerializedItemDescriptor) int) ldstoretypes.SerializedItemDescriptor {
 	t.Helper()
+	key := fmt.Sprintf("%s of %d bytes", what, size)
+	if item, ok := sizedItems.Load(key); ok {
+		return item.(ldstoretypes.SerializedItemDescriptor)
+	}
 	at := func(n int) ldstoretypes.SerializedItemDescriptor {
 		return jsonItem("f", 1, n, noisy, rand.New(rand.NewSource(7)))
 	}
-	lo, hi := size, size*2
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if measure(at(mid)) < size {
-			lo = mid + 1
-		} else {
-			hi = mid
+	n0, n1 := size, size*4/3
+	m0, m1 := measure(at(n0)), measure(at(n1))
+	for range 8 {
+		if m1 == size || m1 == m0 {
+			break
+		}
+		next := n1 + (size-m1)*(n1-n0)/(m1-m0)
+		n0, m0 = n1, m1
+		n1, m1 = next, measure(at(next))
+	}
+	for d := 0; d < 400; d++ {
+		for _, n := range []int{n1 - d, n1 + d} {
+			if item := at(n); measure(item) == size {
+				sizedItems.Store(key, item)
+				return item
+			}
 		}
 	}
-	for n := lo - 50; n < lo+200; n++ {
-		if item := at(n); measure(item) == size {
-			return item
-		}
-	}
-	t.Fatalf("no padding gives a size of %d bytes", size)
+	t.Fatalf("no padding gives an item with %s", key)
 	return ldstoretypes.SerializedItemDescriptor{}
 }
 
