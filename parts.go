@@ -43,9 +43,12 @@ func (s *store) readItem(ctx context.Context, namespace, key string) (ldstoretyp
 			return ldstoretypes.SerializedItemDescriptor{}.NotFound(), nil
 		}
 		l, rowErr := largeToRead(namespace, key, out.Item)
-		if l == nil || rowErr != nil {
+		if rowErr != nil {
+			return ldstoretypes.SerializedItemDescriptor{}, rowErr
+		}
+		if l == nil {
 			_, item, err := DecodeRow(out.Item)
-			return item, firstError(rowErr, err)
+			return item, err
 		}
 		parts, err := s.queryParts(ctx, partsNamespaceOf(namespace), l.partsPrefix)
 		if err != nil {
@@ -64,13 +67,6 @@ func (s *store) readItem(ctx context.Context, namespace, key string) (ldstoretyp
 			}
 		}
 	}
-}
-
-func firstError(a *RowError, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // largeToRead returns the large row to read the parts of, if row is one whose data is in parts;
