@@ -6,7 +6,7 @@ DYNALITE := $(DYNALITE_DIR)/node_modules/dynalite/package.json
 # Bounds for CI: the whole suite, and the fuzz run of the row decoder. The suite never answers
 # from Go's test cache (-count=1): it runs against a server whose state the cache cannot see,
 # and a run repeated to look for flakiness must really run.
-TEST_TIMEOUT ?= 20m
+TEST_TIMEOUT ?= 30m
 FUZZ_TIME ?= 20s
 BENCH ?= .
 BENCH_COUNT ?= 1

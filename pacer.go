@@ -34,7 +34,11 @@ import "time"
 //     few rounds. Near the last limit found, it probes by paceProbeStep.
 //  6. The noise is the average share handed back by rounds at an unraised pace that were no
 //     excess round: refusals that come whatever the rate raise it, and probes are compared
-//     with it, so such refusals never slow the pace.
+//     with it, so such refusals never slow the pace. A share too large for that (other writers
+//     taking much of the key) shows as excess rounds one after another, each at a lower pace,
+//     handing back no smaller share while DynamoDB takes less and less (at a limit it would take
+//     as much as before): after paceNoiseCuts such rounds, that share is the noise, and the pace
+//     goes back to what it was before them.
 //  7. The pace never falls below minPaceRate, nor below the floor that the engine sets from the
 //     Init's deadline (paceDeadlineFactor times the rate that writes all of the Init's units to
 //     the key by then), so that while DynamoDB takes writes at all, the pace never keeps an Init
@@ -55,6 +59,9 @@ const (
 	paceNoiseWeight = 0.25
 	// paceMaxCut is the least share of its pace that one excess round keeps.
 	paceMaxCut = 0.1
+	// paceNoiseCuts is how many excess rounds in a row, with no smaller share handed back (by
+	// half of paceExcessShare), show that the share is noise, not the pace's doing.
+	paceNoiseCuts = 3
 	// paceCruiseRounds is how many rounds the pace holds after an excess round.
 	paceCruiseRounds = 2
 	// paceProbeStep is the first step of a probe, and paceMaxGain the largest gain.
@@ -89,8 +96,14 @@ type pacer struct {
 	best   float64 // the best accepted rate since the last excess round
 	limit  float64 // the pace set by the last excess round
 	noise  float64
-	cruise int     // rounds left before the next probe
-	step   float64 // the step of the current probe; 0 if the round is no probe
+	cruise int // rounds left before the next probe
+	// took is what DynamoDB took lately, by the answers' time, when the last round ended. cuts
+	// counts the excess rounds in a row; cutFrom is the rate before the first of them (0:
+	// unpaced), and cutShare and cutTook its share handed back and took.
+	took                       float64
+	cuts                       int
+	cutFrom, cutShare, cutTook float64
+	step                       float64 // the step of the current probe; 0 if the round is no probe
 }
 
 // paceAnswer is the units of one call and how many DynamoDB accepted.
@@ -158,8 +171,9 @@ func (p *pacer) observe(sent, now time.Time, units, accepted int) {
 	// What DynamoDB took during this round and the last, by the answers' time, which no
 	// bunching of sends and no retry inside the AWS SDK distorts.
 	taken := float64(p.taken+p.lastTaken) / max(elapsed+p.lastElapsed, time.Millisecond).Seconds()
+	p.took = taken
 	if p.rate == 0 {
-		if p.answers >= paceRoundCalls && everyRefused(p.recent[:]) {
+		if p.answers >= paceRoundCalls && everyRefused(p.recent[:]) && recentShare(p.recent[:]) >= p.noise+paceExcessShare {
 			// Unpaced, an excess shows as every call handed back at least in part, where
 			// unrelated refusals are scattered. The first pace is what DynamoDB took lately
 			// less the share it now hands back, within a sixteenth and a half of what it took
@@ -227,18 +241,29 @@ func (p *pacer) endRound(now time.Time, elapsed time.Duration, share, acceptedRa
 	// either way the send rate was not what DynamoDB refused.
 	grew := acceptedRate > p.best*(1+p.step/2) || share <= p.noise
 	switch {
+	case excess && p.cuts+1 >= paceNoiseCuts && share >= p.cutShare-paceExcessShare/2 &&
+		p.took <= (1-paceExcessShare)*p.cutTook:
+		// Slower and slower, yet no less handed back: the pace is not the cause.
+		p.noise = share
+		p.rate, p.cuts, p.cruise, p.step = p.cutFrom, 0, 0, 0
+		p.best = max(p.best, acceptedRate)
 	case excess:
+		if p.cuts == 0 {
+			p.cutFrom, p.cutShare, p.cutTook = p.rate, share, p.took
+		}
+		p.cuts++
 		// Answers to calls sent before the round, at another pace, blur what it measured: one
 		// cut keeps paceMaxCut of the pace at least, and the next round measures again.
 		p.rate = max(acceptedRate, p.rate*paceMaxCut, minPaceRate)
 		p.best, p.limit = p.rate, p.rate
 		p.cruise, p.step = paceCruiseRounds, 0
 	default:
+		p.cuts = 0
 		if p.step == 0 && p.cruise < paceCruiseRounds {
 			// What a round at an unraised pace handed back is the noise that probes are
 			// compared with (but the round after a cut pays for the calls in flight at the old
 			// pace).
-			p.noise += paceNoiseWeight * (min(share, paceExcessShare) - p.noise)
+			p.noise += paceNoiseWeight * (min(share, max(p.noise, paceExcessShare)) - p.noise)
 		}
 		p.best = max(p.best, acceptedRate)
 		switch {

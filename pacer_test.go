@@ -90,6 +90,14 @@ func TestPacer(t *testing.T) {
 		assert.Greater(t, rate, 0.9*0.95*unpaced, "as fast as unpaced, less the 5 %% handed back")
 		assert.True(t, s.p.rate == 0 || s.p.pace() >= 0.9*unpaced, "pace %.0f", s.p.pace())
 	})
+	t.Run("a large share handed back whatever the rate never slows it for long", func(t *testing.T) {
+		// Every call has half its units handed back: the share of a limit far exceeded, but the
+		// same at any pace, as when other writers share the key.
+		s := newPaceSim(steadyLimit(0), 1)
+		s.run(5 * time.Second)
+		rate, _ := s.measure(5 * time.Second)
+		assert.Greater(t, rate, 0.5*0.5*unpaced, "pace %.0f", s.p.pace())
+	})
 	t.Run("at a steady limit it sends at the limit", func(t *testing.T) {
 		s := newPaceSim(steadyLimit(1000), 0)
 		s.run(2 * time.Second)
