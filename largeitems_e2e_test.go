@@ -2,7 +2,6 @@ package lddynamodb_test
 
 import (
 	"fmt"
-	"math/rand"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
 	"github.com/launchdarkly/go-server-sdk-evaluation/v3/ldbuilders"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems"
-	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoreimpl"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,35 +19,6 @@ import (
 	"github.com/lddynamodb/lddynamodb"
 	"github.com/lddynamodb/lddynamodb/internal/testenv"
 )
-
-// noisyFlag is a flag of about jsonBytes of JSON that gzip cannot shrink much: a variation of
-// random letters and digits (six bits a byte, so gzip keeps three quarters).
-func noisyFlag(key string, version, jsonBytes int, seed int64) ldstoretypes.KeyedSerializedItemDescriptor {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	rng := rand.New(rand.NewSource(seed))
-	pad := make([]byte, jsonBytes-250)
-	_, _ = rng.Read(pad) // one random byte per character: the tests make megabytes
-	for i, b := range pad {
-		pad[i] = alphabet[b%64]
-	}
-	flag := ldbuilders.NewFlagBuilder(key).Version(version).On(true).
-		Variations(ldvalue.Bool(true), ldvalue.Bool(false), ldvalue.String(string(pad))).FallthroughVariation(0).OffVariation(1).Build()
-	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
-		Version: version, SerializedItem: ldstoreimpl.Features().Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &flag})}}
-}
-
-// listSegment is a segment that includes n user keys of "user-" and 32 random hex digits: 26,000 make 1 MB
-// of JSON, as a list-targeted segment from LaunchDarkly does.
-func listSegment(key string, version, n int, seed int64) (ldstoretypes.KeyedSerializedItemDescriptor, []string) {
-	rng := rand.New(rand.NewSource(seed))
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("user-%016x%016x", rng.Uint64(), rng.Uint64())
-	}
-	segment := ldbuilders.NewSegmentBuilder(key).Version(version).Included(keys...).Build()
-	return ldstoretypes.KeyedSerializedItemDescriptor{Key: key, Item: ldstoretypes.SerializedItemDescriptor{
-		Version: version, SerializedItem: segments.Serialize(ldstoretypes.ItemDescriptor{Version: version, Item: &segment})}}, keys
-}
 
 // partCount is the number of part rows of a kind in a table with no prefix.
 func partCount(t *testing.T, table string, kind ldstoretypes.DataKind) int {
@@ -79,7 +48,7 @@ func wantParts(t *testing.T, table string, kind ldstoretypes.DataKind, key strin
 // write that exact bytes come back from Get and GetAll, and that the parts namespace holds exactly
 // the parts of the current version.
 func TestLargeItemsRoundTrip(t *testing.T) {
-	segment, _ := listSegment("big-segment", 1, 26000, 4)
+	segment, _ := testenv.ListSegment("big-segment", 1, 26000, 4)
 	cases := []struct {
 		name      string
 		kind      ldstoretypes.DataKind
@@ -87,16 +56,16 @@ func TestLargeItemsRoundTrip(t *testing.T) {
 		wantParts bool
 	}{
 		{"1.2 MB incompressible flag", features, func(v int) ldstoretypes.KeyedSerializedItemDescriptor {
-			return noisyFlag("big-flag", v, 1_200_000, int64(v))
+			return testenv.NoisyFlag("big-flag", v, 1_200_000, int64(v))
 		}, true},
 		{"3 MB compressible flag", features, func(v int) ldstoretypes.KeyedSerializedItemDescriptor {
 			return testenv.Flag("big-flag", v, 3_000_000+v)
 		}, false},
 		{"6 MB incompressible flag", features, func(v int) ldstoretypes.KeyedSerializedItemDescriptor {
-			return noisyFlag("big-flag", v, 6_000_000, int64(v))
+			return testenv.NoisyFlag("big-flag", v, 6_000_000, int64(v))
 		}, true},
 		{"1 MB segment of 26,000 keys", segments, func(v int) ldstoretypes.KeyedSerializedItemDescriptor {
-			s, _ := listSegment("big-segment", v, 26000, int64(v))
+			s, _ := testenv.ListSegment("big-segment", v, 26000, int64(v))
 			return s
 		}, true},
 	}
@@ -244,7 +213,7 @@ func TestLargeItemBoundaries(t *testing.T) {
 func TestLargeItemsOffAndOverTheLimit(t *testing.T) {
 	table := testenv.NewTable(t)
 	off, offLog := testenv.Build(t, testenv.DataStore(table).LargeItems(false))
-	big := noisyFlag("big", 1, 500_000, 1)
+	big := testenv.NoisyFlag("big", 1, 500_000, 1)
 	require.NoError(t, off.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{big}, nil)))
 	assert.Nil(t, mainRow(t, table, features, "big"))
 	assert.Contains(t, strings.Join(offLog.GetOutput(ldlog.Error), "\n"), `features "big" not stored: the row is`)
@@ -265,7 +234,7 @@ func TestLargeItemsOffAndOverTheLimit(t *testing.T) {
 func TestLargeSegmentInDaemonMode(t *testing.T) {
 	table := testenv.NewTable(t)
 	writer, _ := testenv.Build(t, testenv.DataStore(table))
-	segment, members := listSegment("beta-users", 1, 26000, 9)
+	segment, members := testenv.ListSegment("beta-users", 1, 26000, 9)
 	flag := ldbuilders.NewFlagBuilder("beta").Version(1).On(true).Variations(ldvalue.Bool(false), ldvalue.Bool(true)).
 		FallthroughVariation(0).OffVariation(0).
 		AddRule(ldbuilders.NewRuleBuilder().ID("in-beta").Variation(1).Clauses(ldbuilders.SegmentMatchClause("beta-users"))).Build()
@@ -290,7 +259,7 @@ func TestLargeSegmentInDaemonMode(t *testing.T) {
 func largeData(version int, keys ...string) []ldstoretypes.SerializedCollection {
 	flags := []ldstoretypes.KeyedSerializedItemDescriptor{testenv.Flag("small", version, 0)}
 	for i, key := range keys {
-		flags = append(flags, noisyFlag(key, version, 900_000, int64(version*100+i)))
+		flags = append(flags, testenv.NoisyFlag(key, version, 900_000, int64(version*100+i)))
 	}
 	return testenv.AllData(flags, nil)
 }

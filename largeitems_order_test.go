@@ -32,7 +32,7 @@ func sameItem(a, b ldstoretypes.SerializedItemDescriptor) bool {
 // calls, runs an Upsert of a newer version to the end (which deletes the old version's parts),
 // then lets the read go on: it must return one whole version, never an error or a mix.
 func TestLargeItemReadsRacingAnUpsert(t *testing.T) {
-	v1, v2 := noisyFlag("big", 1, 900_000, 1), noisyFlag("big", 2, 900_000, 2)
+	v1, v2 := testenv.NoisyFlag("big", 1, 900_000, 1), testenv.NoisyFlag("big", 2, 900_000, 2)
 	for _, tc := range []struct {
 		name string
 		op   string // the call held
@@ -96,7 +96,7 @@ func TestLargeItemReadersSeeWholeVersions(t *testing.T) {
 	const versions = 10
 	written := map[int]ldstoretypes.SerializedItemDescriptor{}
 	for v := 1; v <= versions; v++ {
-		written[v] = noisyFlag("big", v, 600_000, int64(v)).Item
+		written[v] = testenv.NoisyFlag("big", v, 600_000, int64(v)).Item
 	}
 	require.NoError(t, store.Init(testenv.AllData([]ldstoretypes.KeyedSerializedItemDescriptor{{Key: "big", Item: written[1]}}, nil)))
 
@@ -253,7 +253,7 @@ func TestUpsertWritesPartsBeforeTheMainRow(t *testing.T) {
 	}{{"newer", 2, true}, {"older, refused", 1, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(inj.Calls())
-			updated, err := store.Upsert(features, "big", noisyFlag("big", tc.version, 900_000, 9).Item)
+			updated, err := store.Upsert(features, "big", testenv.NoisyFlag("big", tc.version, 900_000, 9).Item)
 			require.NoError(t, err)
 			require.Equal(t, tc.updated, updated)
 			calls := inj.Calls()[before:]
@@ -276,7 +276,7 @@ func TestInitWritesPartsBeforeTheirMainRows(t *testing.T) {
 	store, _ := testenv.Build(t, testenv.DataStore(table).ClientOptions(dynamodb.Options{}, inj.ClientOption()))
 	for version := 1; version <= 2; version++ {
 		data := largeData(version, "a", "b", "c")
-		segment, _ := listSegment("s", version, 26000, int64(version))
+		segment, _ := testenv.ListSegment("s", version, 26000, int64(version))
 		data[1].Items = append(data[1].Items, segment)
 		data[0].Items = append(data[0].Items, flagUsingSegment("uses-s", version, "s"))
 		before := len(inj.Calls())
@@ -333,7 +333,7 @@ func TestStaleIfErrorKeepsLargeItems(t *testing.T) {
 		func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }).StaleIfError(time.Hour))
 	data := largeData(1, "big")
 	require.NoError(t, store.Init(data))
-	v2 := noisyFlag("big", 2, 900_000, 2)
+	v2 := testenv.NoisyFlag("big", 2, 900_000, 2)
 	_, err := store.Upsert(features, "big", v2.Item)
 	require.NoError(t, err)
 	data[0].Items[1] = v2

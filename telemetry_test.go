@@ -109,7 +109,7 @@ func TestMeterProviderRecordsEveryRequestAndTheMetricsCounts(t *testing.T) {
 		flags = append(flags, testenv.Flag(fmt.Sprintf("flag-%d", i), 1, 100))
 	}
 	// A large item stored in parts, and an item that no row can hold (its key is empty).
-	flags = append(flags, noisyFlag("huge", 1, 1_000_000, 1), testenv.Flag("", 1, 0))
+	flags = append(flags, testenv.NoisyFlag("huge", 1, 1_000_000, 1), testenv.Flag("", 1, 0))
 	require.NoError(t, store.Init(testenv.AllData(flags, []ldstoretypes.KeyedSerializedItemDescriptor{testenv.Segment("s", 1)})))
 	_, err := store.Get(features, "flag-0")
 	require.NoError(t, err)
