@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/launchdarkly/go-server-sdk/v7/subsystems/ldstoretypes"
@@ -78,7 +77,7 @@ func (r *kindReader) read(ctx context.Context) error {
 	namespace := lddynamodb.Namespace(r.prefix, r.kind)
 	versions := map[string]int{} // the version of every main row, by key
 	pending := map[string]map[string]types.AttributeValue{}
-	err := queryNamespace(ctx, r.client, r.table, namespace, r.prog, func(row map[string]types.AttributeValue) {
+	err := queryNamespace(ctx, r.client, r.table, namespace, "", r.prog, func(row map[string]types.AttributeValue) {
 		key, _ := stringAttr(row, lddynamodb.AttrKey)
 		versions[key] = versionOf(row)
 		if _, keyPrefix, count := lddynamodb.LargeRowParts(row); count > 0 {
@@ -106,7 +105,7 @@ func (r *kindReader) read(ctx context.Context) error {
 		orphans = append(orphans, orphanParts{namespace: partsNamespace, prefix: set.prefix, parts: len(set.rows), bytes: set.bytes})
 	}
 	var set *partSet
-	err = queryNamespace(ctx, r.client, r.table, partsNamespace, r.prog, func(row map[string]types.AttributeValue) {
+	err = queryNamespace(ctx, r.client, r.table, partsNamespace, "", r.prog, func(row map[string]types.AttributeValue) {
 		prefix := partPrefix(row)
 		if set == nil || prefix != set.prefix {
 			finish(set)
@@ -167,7 +166,7 @@ func (r *kindReader) reread(ctx context.Context, namespace, keyPrefix string, ro
 		return "", nil
 	}
 	set := &partSet{prefix: newPrefix}
-	if err := queryPrefix(ctx, r.client, r.table, partsNamespace, newPrefix, set.add); err != nil {
+	if err := queryNamespace(ctx, r.client, r.table, partsNamespace, newPrefix, nil, set.add); err != nil {
 		return "", err
 	}
 	r.item(row, set)
@@ -218,33 +217,4 @@ func orphanReason(prefix string, versions map[string]int) string {
 	default:
 		return fmt.Sprintf("item %q is at version %d, these are of version %s", key, current, version)
 	}
-}
-
-// queryPrefix calls fn for every row of a namespace whose sort key begins with keyPrefix, with
-// strongly consistent Query pages.
-func queryPrefix(ctx context.Context, client *dynamodb.Client, table, namespace, keyPrefix string,
-	fn func(map[string]types.AttributeValue)) error {
-	expr, err := expression.NewBuilder().WithKeyCondition(
-		expression.Key(lddynamodb.AttrNamespace).Equal(expression.Value(namespace)).
-			And(expression.Key(lddynamodb.AttrKey).BeginsWith(keyPrefix))).Build()
-	if err != nil {
-		return err
-	}
-	paginator := dynamodb.NewQueryPaginator(client, &dynamodb.QueryInput{
-		TableName:                 aws.String(table),
-		ConsistentRead:            aws.Bool(true),
-		KeyConditionExpression:    expr.KeyCondition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
-	for paginator.HasMorePages() {
-		page, err := paginator.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("table %q: query namespace %q keys %q...: %w", table, namespace, keyPrefix, err)
-		}
-		for _, row := range page.Items {
-			fn(row)
-		}
-	}
-	return nil
 }

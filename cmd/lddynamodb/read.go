@@ -17,12 +17,18 @@ import (
 // kinds are the data kinds that the SDK keeps in the table, in the order they are reported.
 var kinds = []ldstoretypes.DataKind{ldstoreimpl.Features(), ldstoreimpl.Segments()}
 
-// queryNamespace calls fn for every row of a namespace, with strongly consistent Query pages, as
-// the store reads them.
-func queryNamespace(ctx context.Context, client *dynamodb.Client, table, namespace string, prog *progress,
+// queryNamespace calls fn for every row of a namespace, or for those whose sort key begins with
+// keyPrefix if it is not empty, with strongly consistent Query pages, as the store reads them.
+// prog, if not nil, counts the rows read.
+func queryNamespace(ctx context.Context, client *dynamodb.Client, table, namespace, keyPrefix string, prog *progress,
 	fn func(map[string]types.AttributeValue)) error {
-	expr, err := expression.NewBuilder().WithKeyCondition(
-		expression.Key(lddynamodb.AttrNamespace).Equal(expression.Value(namespace))).Build()
+	keyCondition := expression.Key(lddynamodb.AttrNamespace).Equal(expression.Value(namespace))
+	what := fmt.Sprintf("namespace %q", namespace)
+	if keyPrefix != "" {
+		keyCondition = keyCondition.And(expression.Key(lddynamodb.AttrKey).BeginsWith(keyPrefix))
+		what += fmt.Sprintf(" keys %q...", keyPrefix)
+	}
+	expr, err := expression.NewBuilder().WithKeyCondition(keyCondition).Build()
 	if err != nil {
 		return err
 	}
@@ -36,7 +42,7 @@ func queryNamespace(ctx context.Context, client *dynamodb.Client, table, namespa
 	for paginator.HasMorePages() {
 		page, err := paginator.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("table %q: query namespace %q: %w", table, namespace, err)
+			return fmt.Errorf("table %q: query %s: %w", table, what, err)
 		}
 		prog.add(len(page.Items))
 		for _, row := range page.Items {
