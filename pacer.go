@@ -13,9 +13,15 @@ import "time"
 // other kind take the same share at any rate, and the accepted rate grows with the send rate.
 // So the pacer compares rounds sent at different paces, and follows these rules:
 //
-//  1. It sends freely until every one of the last paceRoundCalls answers handed writes back
-//     (unrelated refusals are scattered), then spends write units from a token bucket filled at
-//     its pace: at first what DynamoDB took lately less the share it now hands back.
+//  1. It sends freely until an answer hands writes back. Then, while calls are in flight (and
+//     for paceHold at most), it sends no more: if a call sent after the refused one is taken
+//     whole, the refusal was scattered and it sends freely again (calls sent before it may
+//     have been taken before the key ran dry); if paceRoundCalls answers hand writes back
+//     first, a share above the noise by paceExcessShare, it spends write units from a token
+//     bucket filled at its pace. The first pace is
+//     the least limit that lets the key take what the answers of the last second accepted,
+//     with the one second of it that a key saves up full at the start, and the units still in
+//     flight are spent from the bucket first.
 //  2. A round is at least paceRound and paceRoundCalls answered calls, all sent at one pace. It
 //     measures the share r of its units handed back and the accepted rate A: (1-r) times the
 //     rate its calls were sent at.
@@ -23,10 +29,11 @@ import "time"
 //     (rule 6) by paceExcessShare, a clear excess, which ends the round early; or if it is a
 //     probe round (its pace was raised) whose r is above the noise by paceNoiseMargin while A
 //     did not grow by half the step: sending more was not rewarded.
-//  4. After an excess round the pace is A (after a clear excess, what DynamoDB took during the
-//     round, by the answers' time, since the calls still in flight at the old pace take what it
-//     adds), but no less than paceMaxCut times the old pace, and it holds for paceCruiseRounds
-//     rounds.
+//  4. After an excess round the pace is A (after a clear excess, what DynamoDB took since the
+//     round's first answer that handed writes back, by the answers' time: the key has run dry,
+//     so it takes what its limit adds, whoever sent the calls), never above the pace the round
+//     was sent at (what it took above it was saved up), nor below paceMaxCut times it, and it
+//     holds for paceCruiseRounds rounds.
 //  5. After any other round the pace is the best A since the last excess round times 1+step.
 //     The step starts at paceProbeStep and doubles, up to a gain of paceMaxGain, with each probe
 //     round whose A grew or that handed back no more than the noise: the pace keeps rising
@@ -67,6 +74,8 @@ const (
 	// paceProbeStep is the first step of a probe, and paceMaxGain the largest gain.
 	paceProbeStep = 0.05
 	paceMaxGain   = 1.5
+	// paceHold is the longest that an answer handing writes back holds an unpaced sender.
+	paceHold = paceRound / 4
 	// paceBurst is how much sending a paced partition may save up while it waits.
 	paceBurst = 50 * time.Millisecond
 )
@@ -80,18 +89,30 @@ type pacer struct {
 	floor float64
 
 	round time.Time // when the current round started (its pace was set)
+	start time.Time // the first send
 	// calls, units and accepted count the calls sent in the round and answered; taken counts
-	// the units accepted in every answer received during the round, whenever its call was sent,
-	// and recent are the last paceRoundCalls answers.
+	// the units accepted in every answer received during the round, whenever its call was sent.
 	calls, units, accepted, taken int
 	lastTaken                     int // taken in the last round, which lasted lastElapsed
 	lastElapsed                   time.Duration
+	// drained is the first answer of the round that handed units back, and takenSince the units
+	// accepted by the answers after it.
+	drained    time.Time
+	takenSince int
 	// firstSent and lastSent are the first and the latest send of the round's answered calls,
 	// and lastUnits the units of the latest.
 	firstSent, lastSent time.Time
 	lastUnits           int
-	recent              [paceRoundCalls]paceAnswer
-	answers             int
+	// Unpaced: suspect is when the call of the first answer that handed writes back was sent
+	// (zero if none since the last answer in whole), suspectAt when that answer came,
+	// refused the answers since that handed writes back, and inflight the units sent and not
+	// answered (or failed otherwise: paceHold bounds the hold).
+	suspect, suspectAt time.Time
+	refused, inflight  int
+	// runUnits and runAccepted are the units and accepted of the answers counted in refused.
+	runUnits, runAccepted int
+	// window is what the answers of the last second accepted, while unpaced.
+	window []paceTaken
 
 	best   float64 // the best accepted rate since the last excess round
 	limit  float64 // the pace set by the last excess round
@@ -106,8 +127,35 @@ type pacer struct {
 	step                       float64 // the step of the current probe; 0 if the round is no probe
 }
 
-// paceAnswer is the units of one call and how many DynamoDB accepted.
-type paceAnswer struct{ units, accepted int }
+// paceTaken is how many units an answer at a time accepted.
+type paceTaken struct {
+	at       time.Time
+	accepted int
+}
+
+// firstPace is the least limit that lets a key take what the answers of the last second
+// accepted, if its bucket (one second of its limit) was full when the Init began: in the first t
+// seconds such a key takes at most limit·(1+t). Later, what the Init left in the bucket is most
+// likely nothing, and the pace is what the last second accepted.
+func (p *pacer) firstPace(now time.Time) float64 {
+	units := float64(p.lastSecond(now))
+	if t := now.Sub(p.start); t < time.Second {
+		return units / (1 + t.Seconds())
+	}
+	return units
+}
+
+// lastSecond is how many units the answers of the last second before now accepted: at most the
+// limit and one second of it saved up, the most that DynamoDB lets a key take in a second.
+func (p *pacer) lastSecond(now time.Time) int {
+	units := 0
+	for _, t := range p.window {
+		if now.Sub(t.at) <= time.Second {
+			units += t.accepted
+		}
+	}
+	return units
+}
 
 // pace is the rate at which the bucket fills.
 func (p *pacer) pace() float64 {
@@ -123,6 +171,10 @@ func (p *pacer) held() bool { return p.rate > 0 && p.floor > max(p.rate, minPace
 // wait is how long to wait before the next batch may be sent.
 func (p *pacer) wait(now time.Time) time.Duration {
 	if p.rate == 0 {
+		if !p.suspect.IsZero() && p.inflight > 0 && now.Sub(p.suspectAt) < paceHold {
+			// Until the calls in flight tell whether the refusal was scattered.
+			return paceHold - now.Sub(p.suspectAt)
+		}
 		return 0
 	}
 	p.refill(now)
@@ -141,9 +193,10 @@ func (p *pacer) refill(now time.Time) {
 // spend takes the units of a batch being sent; the bucket may go into debt by one batch.
 func (p *pacer) spend(units int, now time.Time) {
 	if p.round.IsZero() {
-		p.round = now
+		p.round, p.start = now, now
 	}
 	if p.rate == 0 {
+		p.inflight += units
 		return
 	}
 	p.refill(now)
@@ -154,8 +207,19 @@ func (p *pacer) spend(units int, now time.Time) {
 // which DynamoDB accepted accepted.
 func (p *pacer) observe(sent, now time.Time, units, accepted int) {
 	p.taken += accepted
-	p.recent[p.answers%paceRoundCalls] = paceAnswer{units, accepted}
-	p.answers++
+	switch {
+	case accepted < units && p.drained.IsZero():
+		p.drained = now
+	case !p.drained.IsZero():
+		p.takenSince += accepted
+	}
+	if p.rate == 0 && accepted > 0 {
+		p.window = append(p.window, paceTaken{now, accepted})
+		for now.Sub(p.window[0].at) > time.Second {
+			p.window = p.window[1:]
+		}
+	}
+	p.inflight = max(p.inflight-units, 0)
 	if !sent.Before(p.round) {
 		p.calls++
 		p.units += units
@@ -173,13 +237,28 @@ func (p *pacer) observe(sent, now time.Time, units, accepted int) {
 	taken := float64(p.taken+p.lastTaken) / max(elapsed+p.lastElapsed, time.Millisecond).Seconds()
 	p.took = taken
 	if p.rate == 0 {
-		if p.answers >= paceRoundCalls && everyRefused(p.recent[:]) && recentShare(p.recent[:]) >= p.noise+paceExcessShare {
+		switch {
+		case accepted < units:
+			if p.suspect.IsZero() {
+				p.suspect, p.suspectAt, p.refused, p.runUnits, p.runAccepted = sent, now, 0, 0, 0
+			}
+			p.refused++
+			p.runUnits += units
+			p.runAccepted += accepted
+		case !sent.Before(p.suspect):
+			// A call sent after the one handed back was taken whole: that refusal was
+			// scattered. (Calls sent before it may have been taken before the key ran dry.)
+			p.suspect = time.Time{}
+		}
+		runShare := 1 - float64(p.runAccepted)/float64(max(p.runUnits, 1))
+		if p.refused >= paceRoundCalls && !p.suspect.IsZero() && runShare >= p.noise+paceExcessShare {
 			// Unpaced, an excess shows as every call handed back at least in part, where
-			// unrelated refusals are scattered. The first pace is what DynamoDB took lately
-			// less the share it now hands back, within a sixteenth and a half of what it took
-			// (some of which it had saved up); the next round measures what it takes.
-			share := recentShare(p.recent[:])
-			p.endRound(now, elapsed, share, min(max((1-share)*taken, taken/16), taken/2), true)
+			// unrelated refusals are scattered. The next round measures what DynamoDB takes.
+			p.endRound(now, elapsed, runShare, p.firstPace(now), true)
+			// The calls still in flight take what DynamoDB adds meanwhile, as if sent at the
+			// pace (within one round of it).
+			p.tokens, p.at = -min(float64(p.inflight), p.rate*paceRound.Seconds()), now
+			p.suspect = time.Time{}
 		} else if elapsed >= paceRound && p.calls > 0 {
 			share := 1 - float64(p.accepted)/float64(p.units)
 			p.endRound(now, elapsed, share, taken, false)
@@ -202,36 +281,21 @@ func (p *pacer) observe(sent, now time.Time, units, accepted int) {
 	}
 	acceptedRate := (1 - share) * sendRate
 	if clear {
-		// Far over the limit, what DynamoDB took during the round, by the answers' time, is
+		// Far over the limit, what DynamoDB took since the key ran dry, by the answers' time, is
 		// the limit, whoever sent it: the round's own share would read too low a rate while
-		// the calls in flight at the last pace take what DynamoDB adds.
+		// the calls in flight at the last pace take what DynamoDB adds, and what it took
+		// before, too high a rate while it spent what it had saved up. Over too short a span,
+		// one call more or less would swing it: then what it took during the round.
 		acceptedRate = float64(p.taken) / elapsed.Seconds()
+		if span := now.Sub(p.drained); span >= paceRound/8 {
+			acceptedRate = float64(p.takenSince) / span.Seconds()
+		}
 	}
 	// A probe round sent more: if more was handed back than before and no more accepted, the
 	// rate is the cause. Rounds at an unchanged pace only show a clear excess.
 	rose := share > p.noise+paceNoiseMargin
 	excess := clear || (p.step > 0 && rose && acceptedRate <= p.best*(1+p.step/2))
 	p.endRound(now, elapsed, share, acceptedRate, excess)
-}
-
-// recentShare is the share of units that answers handed back.
-func recentShare(answers []paceAnswer) float64 {
-	units, accepted := 0, 0
-	for _, a := range answers {
-		units += a.units
-		accepted += a.accepted
-	}
-	return 1 - float64(accepted)/float64(max(units, 1))
-}
-
-// everyRefused says whether every one of answers handed units back.
-func everyRefused(answers []paceAnswer) bool {
-	for _, a := range answers {
-		if a.accepted == a.units {
-			return false
-		}
-	}
-	return true
 }
 
 // endRound applies the rules to a round of elapsed that handed back share of its units and
@@ -254,6 +318,9 @@ func (p *pacer) endRound(now time.Time, elapsed time.Duration, share, acceptedRa
 		p.cuts++
 		// Answers to calls sent before the round, at another pace, blur what it measured: one
 		// cut keeps paceMaxCut of the pace at least, and the next round measures again.
+		if p.rate > 0 {
+			acceptedRate = min(acceptedRate, p.rate)
+		}
 		p.rate = max(acceptedRate, p.rate*paceMaxCut, minPaceRate)
 		p.best, p.limit = p.rate, p.rate
 		p.cruise, p.step = paceCruiseRounds, 0
@@ -287,5 +354,6 @@ func (p *pacer) endRound(now time.Time, elapsed time.Duration, share, acceptedRa
 	}
 	p.lastTaken, p.lastElapsed = p.taken, elapsed
 	p.round, p.calls, p.units, p.accepted, p.taken = now, 0, 0, 0, 0
+	p.drained, p.takenSince = time.Time{}, 0
 	p.lastSent, p.lastUnits = time.Time{}, 0
 }

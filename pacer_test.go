@@ -7,13 +7,14 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// paceSim is one partition key of a simulated DynamoDB and one sender that sends a batch of 25
-// units whenever the previous one is answered (latency later) and the pacer lets it, on a clock
-// of its own: the pacer's rules, followed through seconds of answers in no time.
+// paceSim is one partition key of a simulated DynamoDB and senders senders that each send a batch
+// of 25 units whenever their previous one is answered (latency later) and the pacer lets them, on
+// a clock of its own: the pacer's rules, followed through seconds of answers in no time.
 type paceSim struct {
 	p       pacer
 	now     time.Time
 	latency time.Duration
+	senders int
 	// limit is the write limit at a time (0: none), with one second of it saved up at most, as
 	// faults.SetWriteSchedule has it; every noiseEvery-th call has half its units handed back
 	// whatever the rate.
@@ -23,41 +24,65 @@ type paceSim struct {
 	bucket     float64
 	filled     time.Time
 	calls      int
+	flight     []simCall // in the order sent, so answered
 	// sent and accepted count units since the last reset.
 	sent, accepted int
 }
 
+// simCall is a call in flight: DynamoDB took accepted of its units when it was sent.
+type simCall struct {
+	sent     time.Time
+	accepted int
+}
+
 func newPaceSim(limit func(time.Duration) float64, noiseEvery int) *paceSim {
 	t0 := time.Unix(1000, 0)
-	return &paceSim{now: t0, start: t0, filled: t0, latency: 6 * time.Millisecond, limit: limit,
-		noiseEvery: noiseEvery, bucket: limit(0)}
+	return &paceSim{now: t0, start: t0, filled: t0, latency: 6 * time.Millisecond, senders: 1,
+		limit: limit, noiseEvery: noiseEvery, bucket: limit(0)}
 }
 
 // run sends for d of simulated time.
 func (s *paceSim) run(d time.Duration) {
 	for end := s.now.Add(d); s.now.Before(end); {
-		if w := s.p.wait(s.now); w > 0 {
-			s.now = s.now.Add(w)
-			continue
+		next := time.Time{} // when the pacer lets the next call go, if a sender is free
+		if len(s.flight) < s.senders {
+			w := s.p.wait(s.now)
+			if w == 0 {
+				s.send()
+				continue
+			}
+			next = s.now.Add(w)
 		}
-		sent := s.now
-		s.p.spend(maxBatchWriteItems, sent)
-		s.calls++
-		accepted := maxBatchWriteItems
-		if s.noiseEvery > 0 && s.calls%s.noiseEvery == 0 {
-			accepted /= 2
+		if len(s.flight) > 0 {
+			if due := s.flight[0].sent.Add(s.latency); next.IsZero() || !due.After(next) {
+				c := s.flight[0]
+				s.flight = s.flight[1:]
+				s.now = due
+				s.p.observe(c.sent, s.now, maxBatchWriteItems, c.accepted)
+				s.accepted += c.accepted
+				continue
+			}
 		}
-		if limit := s.limit(sent.Sub(s.start)); limit > 0 {
-			s.bucket = min(limit, s.bucket+sent.Sub(s.filled).Seconds()*limit)
-			s.filled = sent
-			accepted = min(accepted, int(s.bucket))
-			s.bucket -= float64(accepted)
-		}
-		s.now = sent.Add(s.latency)
-		s.p.observe(sent, s.now, maxBatchWriteItems, accepted)
-		s.sent += maxBatchWriteItems
-		s.accepted += accepted
+		s.now = next
 	}
+}
+
+func (s *paceSim) send() {
+	sent := s.now
+	s.p.spend(maxBatchWriteItems, sent)
+	s.calls++
+	accepted := maxBatchWriteItems
+	if s.noiseEvery > 0 && s.calls%s.noiseEvery == 0 {
+		accepted /= 2
+	}
+	if limit := s.limit(sent.Sub(s.start)); limit > 0 {
+		s.bucket = min(limit, s.bucket+sent.Sub(s.filled).Seconds()*limit)
+		s.filled = sent
+		accepted = min(accepted, int(s.bucket))
+		s.bucket -= float64(accepted)
+	}
+	s.flight = append(s.flight, simCall{sent, accepted})
+	s.sent += maxBatchWriteItems
 }
 
 // measure runs for d and returns the units accepted a second and the share handed back.
@@ -106,6 +131,25 @@ func TestPacer(t *testing.T) {
 		assert.InDelta(t, 1000, rate, 130, "one second saved up counts for 125 a second here")
 		assert.Less(t, handedBack, 0.05)
 	})
+	t.Run("with calls in flight, it paces at the limit from the first refusals", func(t *testing.T) {
+		s := newPaceSim(steadyLimit(1000), 0)
+		s.senders, s.latency = 8, 16*time.Millisecond // 12,500 units a second unpaced
+		for !s.p.paced() {
+			s.run(time.Millisecond)
+		}
+		assert.InDelta(t, 1000, s.p.rate, 50, "the least limit that lets the key take what it took, with one second saved up")
+		s.run(3 * time.Second)
+		handedBack := s.sent - s.accepted - len(s.flight)*maxBatchWriteItems
+		assert.Less(t, handedBack, (s.senders+4)*maxBatchWriteItems,
+			"the calls in flight when the key ran dry, and a few more in 3 s")
+	})
+	t.Run("a scattered refusal holds calls in flight until one sent after it is taken", func(t *testing.T) {
+		s := newPaceSim(steadyLimit(0), 10)
+		s.senders = 8
+		rate, _ := s.measure(10 * time.Second)
+		assert.False(t, s.p.paced())
+		assert.Greater(t, rate, 0.9*0.95*8*unpaced, "as fast as unpaced, less the 5 %% handed back")
+	})
 	t.Run("with refusals at a limit too, it sends at the limit", func(t *testing.T) {
 		s := newPaceSim(steadyLimit(1000), 10)
 		s.run(2 * time.Second)
@@ -131,6 +175,7 @@ func TestPacer(t *testing.T) {
 		assert.InDelta(t, 400, rate, 60, "paced to the first limit")
 		rate, _ = s.measure(10 * paceRound)
 		assert.Greater(t, rate, 700.0, "climbing within a few rounds, probing faster while calls are taken whole")
+		s.run(2 * time.Second) // what the key saved up below its new limit is spent
 		rate, _ = s.measure(5 * time.Second)
 		assert.InDelta(t, 2000, rate, 250)
 	})
