@@ -346,6 +346,7 @@ func (run *initRun) finish(p *initPartition, batch []*initWrite, sent time.Time,
 	case err != nil && isTransient(err):
 		// After the AWS SDK's own retries: wait longer before the batch's next attempt, without
 		// holding up the other batches.
+		p.pace.forget(units)
 		delay, _ := retry.NewExponentialJitterBackoff(maxRetryBackoff).BackoffDelay(batch[0].sends, err)
 		run.delayed = append(run.delayed, delayedBatch{at: now.Add(delay), p: p, writes: batch})
 		return

@@ -45,7 +45,8 @@ import "time"
 //     taking much of the key) shows as excess rounds one after another, each at a lower pace,
 //     handing back no smaller share while DynamoDB takes less and less (at a limit it would take
 //     as much as before): after paceNoiseCuts such rounds, that share is the noise, and the pace
-//     goes back to what it was before them.
+//     goes back to what it was before them. A share over paceMaxNoise is never noise: the key
+//     takes next to nothing, and only a slower pace can help.
 //  7. The pace never falls below minPaceRate, nor below the floor that the engine sets from the
 //     Init's deadline (paceDeadlineFactor times the rate that writes all of the Init's units to
 //     the key by then), so that while DynamoDB takes writes at all, the pace never keeps an Init
@@ -69,6 +70,8 @@ const (
 	// paceNoiseCuts is how many excess rounds in a row, with no smaller share handed back (by
 	// half of paceExcessShare), show that the share is noise, not the pace's doing.
 	paceNoiseCuts = 3
+	// paceMaxNoise is the largest share handed back that can be taken for noise.
+	paceMaxNoise = 0.75
 	// paceCruiseRounds is how many rounds the pace holds after an excess round.
 	paceCruiseRounds = 2
 	// paceProbeStep is the first step of a probe, and paceMaxGain the largest gain.
@@ -203,6 +206,10 @@ func (p *pacer) spend(units int, now time.Time) {
 	p.tokens -= float64(units)
 }
 
+// forget stops counting in flight the units of a call that came back without an answer to learn
+// from (a transient failure, which the engine sends again later).
+func (p *pacer) forget(units int) { p.inflight = max(p.inflight-units, 0) }
+
 // observe learns from the answer, at now, to a call sent at sent with units write units, of
 // which DynamoDB accepted accepted.
 func (p *pacer) observe(sent, now time.Time, units, accepted int) {
@@ -219,7 +226,7 @@ func (p *pacer) observe(sent, now time.Time, units, accepted int) {
 			p.window = p.window[1:]
 		}
 	}
-	p.inflight = max(p.inflight-units, 0)
+	p.forget(units)
 	if !sent.Before(p.round) {
 		p.calls++
 		p.units += units
@@ -306,7 +313,7 @@ func (p *pacer) endRound(now time.Time, elapsed time.Duration, share, acceptedRa
 	grew := acceptedRate > p.best*(1+p.step/2) || share <= p.noise
 	switch {
 	case excess && p.cuts+1 >= paceNoiseCuts && share >= p.cutShare-paceExcessShare/2 &&
-		p.took <= (1-paceExcessShare)*p.cutTook:
+		p.took <= (1-paceExcessShare)*p.cutTook && share < paceMaxNoise:
 		// Slower and slower, yet no less handed back: the pace is not the cause.
 		p.noise = share
 		p.rate, p.cuts, p.cruise, p.step = p.cutFrom, 0, 0, 0
